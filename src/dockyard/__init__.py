@@ -1,0 +1,3 @@
+"""Dockyard: a self-hosted Heroku."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Tiny private helpers shared by every layer."""

@@ -1,0 +1,1 @@
+"""Authentication and authorization: pure checks over records handed in; no I/O."""

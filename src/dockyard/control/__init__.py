@@ -1,0 +1,1 @@
+"""Use cases: the only code that sequences store → build → slug → release → data plane."""

@@ -1,0 +1,50 @@
+"""``Platform``: the handles every use case needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockyard._util.clock import Clock, SystemClock
+from dockyard.logs.line import make_lines
+from dockyard.logs.store import FileLogStore
+from dockyard.settings import Settings
+from dockyard.slug.store import SlugStore
+from dockyard.store import SqlStore
+from dockyard.store.migrate import upgrade
+
+STACK = "heroku-24"
+"""The stack name apps report; the Dynos issue replaces it with Dockyard's own stack image."""
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    store: SqlStore
+    slugs: SlugStore
+    logs: FileLogStore
+    clock: Clock
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Platform:
+        """Create the data directory layout, migrate the database, and return the handles."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (settings.secrets_dir,):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        clock = clock or SystemClock()
+        store = SqlStore(settings.sqlalchemy_url, clock=clock)
+        if migrate:
+            upgrade(store.engine)
+        return cls(
+            settings=settings,
+            store=store,
+            slugs=SlugStore(settings.slugs_dir),
+            logs=FileLogStore(settings.logs_dir),
+            clock=clock,
+        )
+
+    def log(self, app_id: str, source: str, dyno: str, message: str) -> None:
+        """Append a line to an app's log stream (``heroku[api]``, ``app[release.3]``…)."""
+        self.logs.append(app_id, make_lines(source, dyno, message, self.clock.now()))
+
+    def close(self) -> None:
+        self.store.dispose()

@@ -1,0 +1,1 @@
+"""Pure rules of the platform: names, Procfiles, config vars, formation, releases. No I/O."""

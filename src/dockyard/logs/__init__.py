@@ -1,0 +1,1 @@
+"""Logs: one ordered stream per app, in Logplex's line format."""

@@ -1,0 +1,2 @@
+"""Runtimes run dynos: the ``Runtime`` protocol and its backends (``process`` now; ``runc`` and
+``kubernetes`` plug into the same protocol)."""

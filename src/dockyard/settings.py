@@ -1,0 +1,226 @@
+"""Settings: one frozen dataclass per subsystem, read from ``DOCKYARD_*`` variables and an optional TOML file.
+
+Precedence, highest first: environment variables, the TOML file, the defaults below. A top-level field
+``domain`` is set by ``DOCKYARD_DOMAIN`` or ``domain = "..."``; a field ``port`` of section ``api`` by
+``DOCKYARD_API_PORT`` or ``[api] port = ...``. The TOML file is ``$DOCKYARD_CONFIG`` when set, else
+``dockyard.toml`` in the configuration directory (``/etc/dockyard`` as root, the user's config dir otherwise),
+when it exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import InvalidError
+
+ENV_PREFIX = "DOCKYARD_"
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _user_dir(env: Mapping[str, str], xdg_var: str, fallback: str) -> Path:
+    base = env.get(xdg_var) or str(Path(env.get("HOME", str(Path.home()))) / fallback)
+    return Path(base) / "dockyard"
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    return Path("/var/lib/dockyard") if _is_root() else _user_dir(env, "XDG_DATA_HOME", ".local/share")
+
+
+def default_config_file(env: Mapping[str, str]) -> Path:
+    base = Path("/etc/dockyard") if _is_root() else _user_dir(env, "XDG_CONFIG_HOME", ".config")
+    return base / "dockyard.toml"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    public_url: str = ""
+    """The URL clients use to reach the API; derived from host and port when empty."""
+    rate_limit_per_hour: int = 4500
+    request_body_limit: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    host: str = "127.0.0.1"
+    port: int = 80 if _is_root() else 8080
+    refresh_interval: float = 0.5
+    """Seconds between two polls of the route table."""
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    runtime: str = "process"
+    refresh_interval: float = 0.5
+    boot_timeout: float = 60.0
+    """Seconds a web dyno has to accept connections on $PORT (Heroku's R10)."""
+    stop_timeout: float = 30.0
+    """Seconds between SIGTERM and SIGKILL (Heroku's R12)."""
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    compile_timeout: float = 15 * 60
+    max_repo_bytes: int = 1 << 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
+    domain: str = "dockyard.localhost"
+    database_url: str = ""
+    """SQLAlchemy URL; empty means SQLite in the data directory."""
+    api: ApiSettings = field(default_factory=ApiSettings)
+    router: RouterSettings = field(default_factory=RouterSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    build: BuildSettings = field(default_factory=BuildSettings)
+
+    @property
+    def api_url(self) -> str:
+        if self.api.public_url:
+            return self.api.public_url.rstrip("/")
+        host = "localhost" if self.api.host in ("127.0.0.1", "0.0.0.0", "::") else self.api.host  # noqa: S104
+        return f"http://{host}:{self.api.port}"
+
+    @property
+    def router_url(self) -> str:
+        port = "" if self.router.port == 80 else f":{self.router.port}"
+        return f"http://{self.domain}{port}"
+
+    def app_url(self, app_name: str) -> str:
+        port = "" if self.router.port == 80 else f":{self.router.port}"
+        return f"http://{app_name}.{self.domain}{port}/"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'dockyard.db'}"
+
+    # Directories under the data directory, one per owner.
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+    @property
+    def slugs_dir(self) -> Path:
+        return self.data_dir / "slugs"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.data_dir / "builds"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def dynos_dir(self) -> Path:
+        return self.data_dir / "dynos"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def state_dir(self) -> Path:
+        """Cached desired state of the data plane (agent, router), kept across control-plane outages."""
+        return self.data_dir / "state"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def internal_token_file(self) -> Path:
+        """The token the agent and router present on ``/internal``."""
+        return self.secrets_dir / "internal-token"
+
+
+def _convert(raw: object, annotation: Any, name: str) -> object:
+    target = annotation
+    if isinstance(target, types.UnionType):
+        target = next(arg for arg in typing.get_args(target) if arg is not type(None))
+    try:
+        if target is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if target is int:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(str(raw))
+        if target is float:
+            return float(str(raw))
+        if target is Path:
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except ValueError as exc:
+        raise InvalidError(
+            f"setting {name}: {raw!r} is not a valid {getattr(target, '__name__', target)}",
+            field=name,
+        ) from exc
+
+
+def _build(
+    cls: type[Any], table: Mapping[str, object], env: Mapping[str, str], prefix: str, section: str
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(table) - known
+    if unknown:
+        where = f"[{section}]" if section else "top level"
+        raise InvalidError(f"dockyard.toml: unknown setting(s) {sorted(unknown)} at {where}")
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            sub = table.get(f.name, {})
+            if not isinstance(sub, Mapping):
+                raise InvalidError(f"dockyard.toml: [{f.name}] must be a table")
+            values[f.name] = _build(
+                typing.cast(type[Any], hint), sub, env, f"{prefix}{f.name.upper()}_", f.name
+            )
+            continue
+        env_name = f"{prefix}{f.name.upper()}"
+        if env_name in env:
+            values[f.name] = _convert(env[env_name], hint, env_name)
+        elif f.name in table:
+            values[f.name] = _convert(table[f.name], hint, f"{section or 'dockyard.toml'}.{f.name}")
+    return cls(**values)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment and the optional TOML file."""
+    env = os.environ if env is None else env
+    config_file = Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env else None
+    if config_file is None:
+        candidate = default_config_file(env)
+        config_file = candidate if candidate.is_file() else None
+    table: Mapping[str, object] = {}
+    if config_file is not None:
+        try:
+            table = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise InvalidError(f"configuration file {config_file} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidError(f"configuration file {config_file}: {exc}") from exc
+    settings: Settings = _build(Settings, table, env, ENV_PREFIX, "")
+    if "data_dir" not in table and f"{ENV_PREFIX}DATA_DIR" not in env:
+        settings = dataclasses.replace(settings, data_dir=default_data_dir(env))
+    return settings

@@ -1,0 +1,36 @@
+"""Persistence: SQLAlchemy 2 over SQLite (WAL, the embedded default) or PostgreSQL, with Alembic migrations.
+
+Callers use ``SqlStore.transaction()`` / ``SqlStore.read()`` and get frozen records back; ORM objects never
+leave this package.
+"""
+
+from dockyard.store.records import (
+    Account,
+    ApiKey,
+    App,
+    Build,
+    Collaborator,
+    Domain,
+    Dyno,
+    FormationEntry,
+    Release,
+    Slug,
+    SshKey,
+)
+from dockyard.store.sql import SqlStore, Tx
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "App",
+    "Build",
+    "Collaborator",
+    "Domain",
+    "Dyno",
+    "FormationEntry",
+    "Release",
+    "Slug",
+    "SqlStore",
+    "SshKey",
+    "Tx",
+]

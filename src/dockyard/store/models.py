@@ -1,0 +1,197 @@
+"""Tables. The Alembic migrations in ``migrations/`` create exactly these; a test compares the two."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AccountRow(Timestamps, Base):
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AppRow(Timestamps, Base):
+    __tablename__ = "apps"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(30), unique=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+    stack: Mapped[str] = mapped_column(String(40))
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    restart_generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConfigVarRow(Base):
+    __tablename__ = "config_vars"
+    app_id: Mapped[str] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class SlugRow(Base):
+    __tablename__ = "slugs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    process_types: Mapped[dict[str, str]] = mapped_column(JSON)
+    commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    stack: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class BuildRow(Timestamps, Base):
+    __tablename__ = "builds"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True
+    )
+    slug_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    release_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    output: Mapped[str] = mapped_column(Text, default="")
+
+
+class ReleaseRow(Timestamps, Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("app_id", "version", name="uq_releases_app_id_version"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    slug_id: Mapped[str | None] = mapped_column(ForeignKey("slugs.id"), nullable=True)
+    config: Mapped[dict[str, str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+class FormationRow(Timestamps, Base):
+    __tablename__ = "formation"
+    __table_args__ = (UniqueConstraint("app_id", "type", name="uq_formation_app_id_type"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(Integer)
+    size: Mapped[str] = mapped_column(String(40))
+    restart_generation: Mapped[int] = mapped_column(Integer, default=0)
+    dyno_generations: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class DynoRow(Base):
+    __tablename__ = "dynos"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(140))
+    type: Mapped[str] = mapped_column(String(128))
+    release_version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    command: Mapped[str] = mapped_column(Text)
+    size: Mapped[str] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    host: Mapped[str] = mapped_column(String(253), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DomainRow(Timestamps, Base):
+    __tablename__ = "domains"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    hostname: Mapped[str] = mapped_column(String(253), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+
+
+class CollaboratorRow(Timestamps, Base):
+    __tablename__ = "collaborators"
+    __table_args__ = (
+        UniqueConstraint("app_id", "account_id", name="uq_collaborators_app_id_account_id"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+
+
+class SshKeyRow(Timestamps, Base):
+    __tablename__ = "ssh_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(100), unique=True)
+    comment: Mapped[str] = mapped_column(String(500), default="")

@@ -1,0 +1,155 @@
+"""Frozen records returned by the store; plain data, no database session attached."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from dockyard.types import (
+    AccountId,
+    AppId,
+    AppName,
+    BuildStatus,
+    DomainKind,
+    DynoName,
+    DynoState,
+    ProcessType,
+    ReleaseStatus,
+    ReleaseVersion,
+    SlugDigest,
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    id: AccountId
+    email: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    account_id: AccountId
+    description: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class App:
+    id: AppId
+    name: AppName
+    owner_id: AccountId
+    owner_email: str
+    maintenance: bool
+    stack: str
+    created_at: datetime
+    updated_at: datetime
+    released_at: datetime | None
+    restart_generation: int
+
+
+@dataclass(frozen=True)
+class Slug:
+    id: str
+    app_id: AppId
+    digest: SlugDigest
+    size: int
+    process_types: Mapping[str, str]
+    commit: str | None
+    stack: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Build:
+    id: str
+    app_id: AppId
+    status: BuildStatus
+    source_version: str | None
+    user_id: AccountId | None
+    user_email: str | None
+    slug_id: str | None
+    release_id: str | None
+    output: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Release:
+    id: str
+    app_id: AppId
+    version: ReleaseVersion
+    slug_id: str | None
+    config: Mapping[str, str]
+    description: str
+    status: ReleaseStatus
+    user_id: AccountId | None
+    user_email: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class FormationEntry:
+    id: str
+    app_id: AppId
+    type: ProcessType
+    quantity: int
+    size: str
+    restart_generation: int
+    dyno_generations: Mapping[str, int]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Dyno:
+    id: str
+    app_id: AppId
+    name: DynoName
+    type: ProcessType
+    release_version: ReleaseVersion
+    state: DynoState
+    command: str
+    size: str
+    address: str | None
+    host: str
+    started_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Domain:
+    id: str
+    app_id: AppId
+    hostname: str
+    kind: DomainKind
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Collaborator:
+    id: str
+    app_id: AppId
+    account_id: AccountId
+    email: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SshKey:
+    id: str
+    account_id: AccountId
+    public_key: str
+    fingerprint: str
+    comment: str
+    created_at: datetime
+    updated_at: datetime
