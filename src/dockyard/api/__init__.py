@@ -1,0 +1,1 @@
+"""The Platform API: an ASGI app with Heroku Platform API v3 shapes."""

@@ -1,0 +1,1 @@
+"""One module per URL segment of the Platform API."""

@@ -1,0 +1,295 @@
+"""JSON shapes of Heroku Platform API v3 resources, built from store records, and request bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from dockyard.domain.formation import DYNO_SIZES, DynoSize
+from dockyard.settings import Settings
+from dockyard.store.records import (
+    Account,
+    App,
+    Build,
+    Collaborator,
+    Domain,
+    Dyno,
+    FormationEntry,
+    Release,
+    SshKey,
+)
+
+JSON = dict[str, Any]
+_STACK_NAMESPACE = uuid.UUID("5b0c8b76-5d3c-4a5e-9a4b-6a54b0c1d2e3")
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, as Heroku writes them."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stable_id(name: str) -> str:
+    return str(uuid.uuid5(_STACK_NAMESPACE, name))
+
+
+def display_size(size: str) -> str:
+    """``standard-2x`` → ``Standard-2X``, as Heroku shows sizes."""
+    return "-".join(part.upper() if part[:1].isdigit() else part.capitalize() for part in size.split("-"))
+
+
+def app_ref(app: App) -> JSON:
+    return {"id": app.id, "name": app.name}
+
+
+def account_json(account: Account) -> JSON:
+    return {
+        "allow_tracking": True,
+        "beta": False,
+        "created_at": timestamp(account.created_at),
+        "default_organization": None,
+        "default_team": None,
+        "delinquent_at": None,
+        "email": account.email,
+        "federated": False,
+        "id": account.id,
+        "identity_provider": None,
+        "last_login": None,
+        "name": account.name or None,
+        "sms_number": None,
+        "suspended_at": None,
+        "two_factor_authentication": False,
+        "updated_at": timestamp(account.updated_at),
+        "verified": False,
+    }
+
+
+def app_json(app: App, settings: Settings) -> JSON:
+    stack = {"id": stable_id(app.stack), "name": app.stack}
+    return {
+        "acm": False,
+        "archived_at": None,
+        "build_stack": stack,
+        "buildpack_provided_description": None,
+        "created_at": timestamp(app.created_at),
+        "generation": {"id": stable_id("cedar"), "name": "cedar"},
+        "git_url": f"{settings.api_url}/{app.name}.git",
+        "id": app.id,
+        "internal_routing": None,
+        "maintenance": app.maintenance,
+        "name": app.name,
+        "organization": None,
+        "owner": {"email": app.owner_email, "id": app.owner_id},
+        "region": {"id": stable_id("local"), "name": "local"},
+        "released_at": timestamp(app.released_at),
+        "repo_size": None,
+        "slug_size": None,
+        "space": None,
+        "stack": stack,
+        "team": None,
+        "updated_at": timestamp(app.updated_at),
+        "web_url": settings.app_url(app.name),
+    }
+
+
+def user_ref(user_id: str | None, email: str | None) -> JSON | None:
+    if user_id is None:
+        return None
+    return {"email": email, "id": user_id}
+
+
+def release_json(app: App, release: Release, *, current_version: int | None) -> JSON:
+    return {
+        "addon_plan_names": [],
+        "app": app_ref(app),
+        "artifacts": [],
+        "created_at": timestamp(release.created_at),
+        "current": release.version == current_version,
+        "description": release.description,
+        "eligible_for_rollback": release.status == "succeeded",
+        "id": release.id,
+        "output_stream_url": None,
+        "slug": None if release.slug_id is None else {"id": release.slug_id},
+        "status": release.status,
+        "updated_at": timestamp(release.updated_at),
+        "user": user_ref(release.user_id, release.user_email),
+        "version": release.version,
+    }
+
+
+def formation_json(app: App, entry: FormationEntry, command: str) -> JSON:
+    return {
+        "app": app_ref(app),
+        "command": command,
+        "created_at": timestamp(entry.created_at),
+        "dyno_size": {"id": stable_id(entry.size), "name": display_size(entry.size)},
+        "id": entry.id,
+        "quantity": entry.quantity,
+        "size": display_size(entry.size),
+        "type": entry.type,
+        "updated_at": timestamp(entry.updated_at),
+    }
+
+
+def dyno_json(app: App, dyno: Dyno) -> JSON:
+    return {
+        "app": app_ref(app),
+        "attach_url": None,
+        "command": dyno.command,
+        "created_at": timestamp(dyno.started_at),
+        "id": dyno.id,
+        "name": dyno.name,
+        "release": {"id": None, "version": dyno.release_version},
+        "size": display_size(dyno.size),
+        "state": dyno.state,
+        "type": dyno.type,
+        "updated_at": timestamp(dyno.updated_at),
+    }
+
+
+def domain_json(app: App, domain: Domain, settings: Settings) -> JSON:
+    return {
+        "acm_status": None,
+        "acm_status_reason": None,
+        "app": app_ref(app),
+        "cname": None if domain.kind == "heroku" else f"{app.name}.{settings.domain}",
+        "created_at": timestamp(domain.created_at),
+        "hostname": domain.hostname,
+        "id": domain.id,
+        "kind": domain.kind,
+        "sni_endpoint": None,
+        "status": "succeeded",
+        "updated_at": timestamp(domain.updated_at),
+    }
+
+
+def build_json(app: App, build: Build) -> JSON:
+    return {
+        "app": {"id": app.id},
+        "buildpacks": None,
+        "created_at": timestamp(build.created_at),
+        "id": build.id,
+        "output_stream_url": None,
+        "release": None if build.release_id is None else {"id": build.release_id},
+        "slug": None if build.slug_id is None else {"id": build.slug_id},
+        "source_blob": {
+            "checksum": None,
+            "url": None,
+            "version": build.source_version,
+            "version_description": None,
+        },
+        "stack": app.stack,
+        "status": build.status,
+        "updated_at": timestamp(build.updated_at),
+        "user": user_ref(build.user_id, build.user_email),
+    }
+
+
+def collaborator_json(app: App, collaborator: Collaborator) -> JSON:
+    return {
+        "app": app_ref(app),
+        "created_at": timestamp(collaborator.created_at),
+        "id": collaborator.id,
+        "permissions": [],
+        "role": "collaborator",
+        "updated_at": timestamp(collaborator.updated_at),
+        "user": {"email": collaborator.email, "federated": False, "id": collaborator.account_id},
+    }
+
+
+def key_json(account: Account, key: SshKey) -> JSON:
+    return {
+        "comment": key.comment,
+        "created_at": timestamp(key.created_at),
+        "email": account.email,
+        "fingerprint": key.fingerprint,
+        "id": key.id,
+        "public_key": key.public_key,
+        "updated_at": timestamp(key.updated_at),
+    }
+
+
+def dyno_size_json(size: DynoSize) -> JSON:
+    return {
+        "architecture": "amd64",
+        "compute": size.compute,
+        "cost": None,
+        "dedicated": size.dedicated,
+        "dyno_units": size.compute,
+        "id": stable_id(size.name),
+        "memory": round(size.memory_mb / 1024, 2),
+        "name": display_size(size.name),
+        "pids": size.pids,
+        "private_space_only": False,
+    }
+
+
+def all_dyno_sizes() -> list[JSON]:
+    return [dyno_size_json(size) for size in DYNO_SIZES.values()]
+
+
+# -- request bodies ---------------------------------------------------------------------------------------
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class AppCreate(Body):
+    name: str | None = None
+    region: str | None = None
+    stack: str | None = None
+
+
+class AppUpdate(Body):
+    name: str | None = None
+    maintenance: bool | None = None
+    build_stack: str | None = None
+
+
+class ReleaseCreate(Body):
+    slug: str | None = None
+    release: str | int | None = None
+    description: str | None = None
+
+
+class FormationUpdateBody(Body):
+    type: str
+    quantity: int | None = None
+    size: str | None = None
+
+
+class FormationBatch(Body):
+    updates: list[FormationUpdateBody]
+
+
+class FormationTypeUpdate(Body):
+    quantity: int | None = None
+    size: str | None = None
+
+
+class DomainCreate(Body):
+    hostname: str
+    sni_endpoint: str | None = None
+
+
+class CollaboratorCreate(Body):
+    user: str
+    silent: bool = False
+
+
+class KeyCreate(Body):
+    public_key: str
+
+
+class LogSessionCreate(Body):
+    dyno: str | None = None
+    dyno_name: str | None = None
+    lines: int | None = None
+    source: str | None = None
+    tail: bool = False
+    type: str | None = None

@@ -1,0 +1,44 @@
+"""Config vars: every change makes a new release (and so restarts the dynos)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dockyard.control.access import app_for
+from dockyard.control.context import Platform
+from dockyard.control.releases import append_release, log_release
+from dockyard.domain.config import apply_changes, describe_changes
+from dockyard.store.records import Account
+
+
+def get_config(platform: Platform, account: Account, app_ref: str) -> dict[str, str]:
+    with platform.store.read() as tx:
+        app = app_for(tx, account, app_ref)
+        return tx.get_config(app.id)
+
+
+def update_config(
+    platform: Platform, account: Account, app_ref: str, changes: Mapping[str, str | None]
+) -> dict[str, str]:
+    """Apply ``changes`` (None unsets) and release; unchanged config makes no release."""
+    with platform.store.transaction() as tx:
+        app = app_for(tx, account, app_ref, "operate")
+        current = tx.get_config(app.id)
+        updated = apply_changes(current, changes)
+        if updated == current:
+            return current
+        tx.replace_config(app.id, updated)
+        latest = tx.current_release(app.id)
+        description = describe_changes(current, changes)
+        release = append_release(
+            tx,
+            app,
+            slug_id=None if latest is None else latest.slug_id,
+            config=updated,
+            description=description,
+            user=account,
+        )
+    # Only key names reach the log, never values.
+    platform.log(app.id, "heroku", "api", f"{description} by {account.email}")
+    log_release(platform, app, release, account)
+    return updated

@@ -1,0 +1,229 @@
+"""The composition root: every long-running Dockyard process starts here.
+
+    python -m dockyard.serve up        # the supervisor: API, router and agent as child processes
+    python -m dockyard.serve api       # the Platform API (and git smart HTTP) under uvicorn
+    python -m dockyard.serve router    # the HTTP router
+    python -m dockyard.serve agent     # the dyno manager of this host
+    python -m dockyard.serve admin create-user EMAIL
+    python -m dockyard.serve migrate
+
+``dockyard up`` (the CLI) replaces itself with the first form. This module is the only one allowed to import
+from every layer; the supervisor restarts a child that dies, and on Ctrl-C stops the children and the dynos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from dockyard import __version__
+from dockyard._util import proc
+from dockyard._util.secretfile import ensure_secret_file
+from dockyard.errors import DockyardError
+from dockyard.settings import Settings, load_settings
+
+log = logging.getLogger("dockyard.serve")
+ROLES = ("api", "router", "agent")
+RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def run_api(settings: Settings) -> None:
+    import uvicorn
+
+    from dockyard.api.app import create_app
+    from dockyard.control.context import Platform
+    from dockyard.git.http import git_routes
+
+    platform = Platform.open(settings)
+    token = ensure_secret_file(settings.internal_token_file)
+    app = create_app(platform, internal_token=token, extra_routes=git_routes(platform))
+    log.info("API listening on %s (git remotes: %s/<app>.git)", settings.api_url, settings.api_url)
+    uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="off")
+
+
+def run_router(settings: Settings) -> None:
+    from dockyard.router.server import main
+
+    main(settings)
+
+
+def run_agent(settings: Settings) -> None:
+    from dockyard.agent.manager import main
+
+    main(settings)
+
+
+def load_runtime(settings: Settings) -> Any:
+    from dockyard.runtime.base import RUNTIME_BACKENDS
+
+    target = RUNTIME_BACKENDS.get(settings.agent.runtime)
+    if target is None:
+        raise DockyardError(
+            f"unknown runtime {settings.agent.runtime!r}; choose one of {', '.join(RUNTIME_BACKENDS)}"
+        )
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)(settings)
+
+
+def stop_all_dynos(settings: Settings) -> int:
+    runtime = load_runtime(settings)
+    dynos = runtime.list()
+    for dyno in dynos:
+        runtime.stop(dyno.spec.id, timeout=settings.agent.stop_timeout)
+    runtime.release_unused(set())
+    return len(dynos)
+
+
+class Supervisor:
+    """Runs each role as a child process in its own session and restarts it when it dies."""
+
+    def __init__(self, settings: Settings, roles: Sequence[str] = ROLES) -> None:
+        self.settings = settings
+        self.roles = roles
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.failures: dict[str, int] = dict.fromkeys(roles, 0)
+        self.restart_at: dict[str, float] = {}
+        self.stopping = False
+
+    def _start(self, role: str) -> None:
+        self.children[role] = proc.spawn([sys.executable, "-m", "dockyard.serve", role])
+        log.info("started %s (pid %d)", role, self.children[role].pid)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def run(self, *, stop_dynos: bool = True) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        for role in self.roles:
+            self._start(role)
+        while not self.stopping:
+            time.sleep(0.2)
+            now = time.monotonic()
+            for role, child in list(self.children.items()):
+                if child.poll() is None:
+                    continue
+                if role not in self.restart_at:
+                    delay = RESTART_DELAYS[min(self.failures[role], len(RESTART_DELAYS) - 1)]
+                    self.failures[role] += 1
+                    self.restart_at[role] = now + delay
+                    log.error("%s exited with status %s; restarting in %.0f s", role, child.returncode, delay)
+                elif now >= self.restart_at[role]:
+                    del self.restart_at[role]
+                    self._start(role)
+        self.shutdown(stop_dynos=stop_dynos)
+
+    def shutdown(self, *, stop_dynos: bool) -> None:
+        log.info("stopping Dockyard…")
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for role, child in self.children.items():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", role)
+                child.kill()
+                child.wait()
+        if stop_dynos:
+            count = stop_all_dynos(self.settings)
+            log.info("stopped %d dyno(s)", count)
+        log.info("Dockyard stopped")
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from dockyard.control.context import Platform
+
+    platform = Platform.open(settings)  # migrate before the children start
+    with platform.store.read() as tx:
+        accounts = tx.list_accounts()
+    platform.close()
+    ensure_secret_file(settings.internal_token_file)
+    print(f"Dockyard {__version__}")
+    print(f"  data directory : {settings.data_dir}")
+    print(f"  API            : {settings.api_url}")
+    print(f"  apps           : {settings.app_url('<app>')}")
+    print(f"  runtime        : {settings.agent.runtime}")
+    if not accounts:
+        print("  No account yet. Create one in another terminal:  dockyard admin:create-user you@example.com")
+    print("Press Ctrl-C to stop.", flush=True)
+    Supervisor(settings).run(stop_dynos=not args.keep_dynos)
+    return 0
+
+
+def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
+    from dockyard.control.accounts import create_user
+    from dockyard.control.context import Platform
+
+    platform = Platform.open(settings)
+    try:
+        if args.action == "create-user":
+            user = create_user(platform, args.email, args.name or "")
+            print(f"Created account {user.account.email}")
+            print(f"API key (shown once): {user.api_key}")
+            print(f"Log in with:  dockyard login --email {user.account.email} --api-key {user.api_key}")
+            return 0
+        if args.action == "list-users":
+            with platform.store.read() as tx:
+                for account in tx.list_accounts():
+                    print(account.email)
+            return 0
+    finally:
+        platform.close()
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dockyard-serve", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the API, router and agent")
+    up.add_argument("--keep-dynos", action="store_true", help="leave dynos running on shutdown")
+    for role in ROLES:
+        sub.add_parser(role, help=f"run the {role} in the foreground")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("stop-dynos", help="stop every dyno on this host")
+    admin = sub.add_parser("admin", help="operator commands")
+    admin_sub = admin.add_subparsers(dest="action", required=True)
+    create = admin_sub.add_parser("create-user", help="create an account and print its API key")
+    create.add_argument("email")
+    create.add_argument("--name", default="")
+    admin_sub.add_parser("list-users", help="list accounts")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+    )
+    try:
+        settings = load_settings()
+        if args.command == "up":
+            return cmd_up(settings, args)
+        if args.command == "admin":
+            return cmd_admin(settings, args)
+        if args.command == "migrate":
+            from dockyard.control.context import Platform
+
+            Platform.open(settings).close()
+            print("database is up to date")
+            return 0
+        if args.command == "stop-dynos":
+            print(f"stopped {stop_all_dynos(settings)} dyno(s)")
+            return 0
+        {"api": run_api, "router": run_router, "agent": run_agent}[args.command](settings)
+        return 0
+    except DockyardError as exc:
+        print(f" !    {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
