@@ -1,0 +1,1 @@
+"""One module per topic; each exposes ``COMMANDS``, the click commands it adds to ``dockyard``."""
