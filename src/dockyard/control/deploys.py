@@ -1,0 +1,203 @@
+"""Deploys: a pushed commit → build record → buildpack build → slug → release.
+
+``deploy_push`` is called by the git ``pre-receive`` hook with the pushed refs. It reports progress
+and failures on the ``BuildOutput`` (the pusher sees them as ``remote:`` lines), records the build
+with its output, and raises on failure so that git rejects the push. A failed build never replaces
+the current release.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+import tarfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from dockyard._util import proc
+from dockyard.build.buildpack import Buildpack
+from dockyard.build.buildpacks import builtin_buildpacks
+from dockyard.build.output import BuildOutput, human_size
+from dockyard.build.pipeline import BuildPipeline
+from dockyard.control.access import app_for
+from dockyard.control.context import Platform
+from dockyard.control.releases import append_release, log_release
+from dockyard.domain.releases import deploy_description
+from dockyard.errors import CommandError, DockyardError, PushRejectedError
+from dockyard.store.records import Release
+
+DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
+RefUpdate = tuple[str, str, str]
+"""``(old sha, new sha, ref name)`` as git hands them to ``pre-receive``."""
+
+
+def _is_zero(sha: str) -> bool:
+    return set(sha) <= {"0"}
+
+
+def _is_sha(sha: str) -> bool:
+    return len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha)
+
+
+def _short(ref: str) -> str:
+    for prefix in ("refs/heads/", "refs/tags/"):
+        if ref.startswith(prefix):
+            return ref.removeprefix(prefix)
+    return ref
+
+
+def deployable_ref(refs: Sequence[RefUpdate]) -> tuple[str, str]:
+    """The one ``(ref, sha)`` to deploy; ``PushRejectedError`` for deletions, other refs, or both
+    main and master in one push."""
+    if not refs:
+        raise PushRejectedError("Nothing was pushed")
+    chosen: list[tuple[str, str]] = []
+    for _old, new, ref in refs:
+        if _is_zero(new):
+            raise PushRejectedError(
+                f"Deleting {ref} is not allowed: Dockyard keeps the branch it deploys from"
+            )
+        if ref not in DEPLOY_REFS:
+            raise PushRejectedError(
+                f"Pushed to {ref}: only main or master deploy. "
+                f"Push with `git push dockyard {_short(ref)}:main`"
+            )
+        if not _is_sha(new):
+            raise PushRejectedError(f"{new!r} is not a commit id")
+        chosen.append((ref, new))
+    if len(chosen) > 1:
+        raise PushRejectedError(
+            "Pushed to both main and master: push one of them, e.g. `git push dockyard main`"
+        )
+    return chosen[0]
+
+
+def deploy_push(
+    platform: Platform,
+    app_id: str,
+    user_id: str,
+    refs: Sequence[RefUpdate],
+    repo_path: Path,
+    output: BuildOutput,
+    *,
+    buildpacks: Sequence[Buildpack] | None = None,
+) -> Release:
+    """Build and release the pushed commit, or report why not on ``output`` and raise."""
+    try:
+        _ref, sha = deployable_ref(refs)
+        with platform.store.transaction() as tx:
+            account = tx.get_account(user_id)
+            app = app_for(tx, account, app_id, "deploy")
+            build = tx.create_build(app.id, user_id=account.id, source_version=sha)
+            config = tx.get_config(app.id)
+    except DockyardError as exc:
+        output.error(exc.message)
+        raise
+
+    settings = platform.settings
+    source = settings.build_dir / f"source-{uuid.uuid4().hex}"
+    try:
+        export_commit(repo_path, sha, source, max_bytes=settings.build.max_repo_bytes)
+        pipeline = BuildPipeline(
+            platform.slugs, settings.build_dir, settings.cache_dir, settings.build.compile_timeout
+        )
+        result = pipeline.run(
+            app.id,
+            source,
+            config,
+            sha,
+            output,
+            builtin_buildpacks() if buildpacks is None else buildpacks,
+            stack=app.stack,
+        )
+        with platform.store.transaction() as tx:
+            slug = tx.create_slug(
+                app.id,
+                digest=result.digest,
+                size=result.size,
+                process_types=result.process_types,
+                commit=sha,
+                stack=app.stack,
+            )
+            release = append_release(
+                tx,
+                app,
+                slug_id=slug.id,
+                config=tx.get_config(app.id),
+                description=deploy_description(sha),
+                user=account,
+            )
+            output.heading("Launching...")
+            output.detail(f"Released v{release.version}")
+            output.detail(f"{settings.app_url(app.name)} deployed to Dockyard")
+            tx.finish_build(
+                build.id,
+                status="succeeded",
+                output=output.text,
+                slug_id=slug.id,
+                release_id=release.id,
+            )
+    except Exception as exc:
+        message = exc.message if isinstance(exc, DockyardError) else "Internal error while building"
+        output.error(message)
+        with platform.store.transaction() as tx:
+            tx.finish_build(build.id, status="failed", output=output.text)
+        raise
+    finally:
+        shutil.rmtree(source, ignore_errors=True)
+
+    platform.log(app.id, "heroku", "api", f"Deploy {sha[:8]} by {account.email}")
+    log_release(platform, app, release, account)
+    return release
+
+
+def export_commit(repo: Path, sha: str, target: Path, *, max_bytes: int) -> None:
+    """Write the tree of commit ``sha`` into ``target`` (created), refusing absolute or ``..``
+    paths, links that point outside the tree, special files, and a tree larger than ``max_bytes``
+    unpacked."""
+    if not _is_sha(sha):
+        raise PushRejectedError(f"{sha!r} is not a commit id")
+    target.mkdir(parents=True, mode=0o700)
+    archive = target.with_name(target.name + ".tar")
+    try:
+        try:
+            proc.run(["git", "archive", "--format=tar", f"--output={archive}", sha], cwd=repo)
+        except CommandError as exc:
+            raise PushRejectedError(f"Could not read commit {sha[:8]}: {exc.message}") from exc
+        with tarfile.open(archive, mode="r:") as tar:
+            members = tar.getmembers()
+            _check_members(members, max_bytes)
+            tar.extractall(target, members=members, filter="data")
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+def _check_members(members: Sequence[tarfile.TarInfo], max_bytes: int) -> None:
+    total = 0
+    for member in members:
+        name = member.name
+        parts = name.split("/")
+        if name.startswith("/") or ".." in parts:
+            raise PushRejectedError(
+                f"The repository contains the path {name!r}, which leaves the tree"
+            )
+        if member.issym():
+            link = member.linkname
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
+            if link.startswith("/") or resolved == ".." or resolved.startswith("../"):
+                raise PushRejectedError(
+                    f"{name} is a symbolic link to {link}, which points outside the repository — "
+                    "replace it with a relative link inside the repository or a copy of the file"
+                )
+        elif not (member.isreg() or member.isdir()):
+            raise PushRejectedError(f"{name} is not a regular file, directory or symbolic link")
+        total += member.size
+        if total > max_bytes:
+            raise PushRejectedError(
+                f"The repository is larger than {human_size(max_bytes)} unpacked, the limit for a "
+                "deploy — remove large files from it (keep data in an add-on or object storage)"
+            )
