@@ -1,0 +1,328 @@
+"""The dyno manager's planner: pure cases, with time handed in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dockyard.agent.reconcile import (
+    Observed,
+    Plan,
+    RestartPolicy,
+    SlotKey,
+    SlotState,
+    Stop,
+    plan,
+)
+from dockyard.domain.dataplane import DesiredDyno
+from dockyard.runtime.base import DynoSpec, RunningDyno
+from dockyard.types import AppId, AppName, ProcessType, ReleaseVersion, SlugDigest
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+POLICY = RestartPolicy(backoff=(0, 1, 2, 4, 8, 16, 32, 60), clean_run=60, boot_timeout=60)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def want(
+    index: int = 1,
+    *,
+    kind: str = "web",
+    release: int = 1,
+    env: Mapping[str, str] | None = None,
+    generation: str = "0",
+    app: str = "app-1",
+) -> DesiredDyno:
+    return DesiredDyno(
+        app_id=AppId(app),
+        app_name=AppName("demo"),
+        process_type=ProcessType(kind),
+        index=index,
+        release_version=ReleaseVersion(release),
+        slug_digest=SlugDigest(f"{release:064x}"),
+        command="python3 app.py" if kind == "web" else "python3 worker.py",
+        env=dict(env if env is not None else {"A": "1"}),
+        size="standard-1x",
+        generation=generation,
+    )
+
+
+def seen(
+    desired: DesiredDyno,
+    dyno_id: str,
+    *,
+    started: float = 0,
+    up: bool = True,
+    exit_code: int | None = None,
+) -> Observed:
+    spec = DynoSpec(
+        id=dyno_id,
+        app_id=desired.app_id,
+        app_name=desired.app_name,
+        name=desired.name,
+        process_type=desired.process_type,
+        release_version=desired.release_version,
+        slug_digest=desired.slug_digest,
+        command=desired.command,
+        env=dict(desired.env),
+        size=desired.size,
+        generation=desired.generation,
+    )
+    dyno = RunningDyno(
+        spec=spec,
+        port=5000,
+        address="127.0.0.1:5000",
+        started_at=at(started),
+        state="running" if exit_code is None else "exited",
+        exit_code=exit_code,
+    )
+    return Observed(dyno, up=up and exit_code is None)
+
+
+def run(
+    desired: Sequence[DesiredDyno],
+    observed: Sequence[Observed],
+    now: float,
+    slots: Mapping[SlotKey, SlotState] | None = None,
+    policy: RestartPolicy = POLICY,
+) -> Plan:
+    return plan(desired, observed, slots or {}, at(now), policy)
+
+
+def started(result: Plan) -> list[str]:
+    return [d.name for d in result.start]
+
+
+# -- scaling -----------------------------------------------------------------------------------
+
+
+def test_scale_up_from_nothing_starts_one_dyno_per_slot() -> None:
+    result = run([want(1), want(2), want(1, kind="worker")], [], now=0)
+    assert started(result) == ["web.1", "web.2", "worker.1"]
+    assert result.stop == ()
+
+
+def test_matching_running_dynos_are_left_alone() -> None:
+    w1, w2 = want(1), want(2)
+    result = run([w1, w2], [seen(w1, "a"), seen(w2, "b", up=False)], now=5)
+    assert result.start == ()
+    assert result.stop == ()
+
+
+def test_scale_down_stops_the_slots_no_longer_desired() -> None:
+    w1, w2, w3 = want(1), want(2), want(3)
+    result = run([w1], [seen(w1, "a"), seen(w2, "b"), seen(w3, "c", exit_code=1)], now=5)
+    assert result.start == ()
+    assert result.stop == (Stop("b", "unwanted"), Stop("c", "exited"))
+    assert set(result.slots) == {("app-1", "web.1")}
+
+
+def test_nothing_desired_stops_everything() -> None:
+    w1, k1 = want(1), want(1, kind="worker", app="app-2")
+    result = run([], [seen(w1, "a"), seen(k1, "b")], now=5)
+    assert {s.dyno_id for s in result.stop} == {"a", "b"}
+    assert result.slots == {}
+
+
+def test_the_same_slot_on_two_apps_are_two_slots() -> None:
+    result = run([want(1), want(1, app="app-2")], [seen(want(1), "a")], now=1)
+    assert [(d.app_id, d.name) for d in result.start] == [("app-2", "web.1")]
+
+
+# -- replacement ------------------------------------------------------------------------------
+
+
+def test_new_release_starts_the_new_dyno_first_and_keeps_the_old_one() -> None:
+    old, new = want(1, release=1), want(1, release=2)
+    result = run([new], [seen(old, "old")], now=100)
+    assert result.start == (new,)
+    assert result.stop == ()
+
+
+def test_old_dyno_stays_while_the_new_one_boots() -> None:
+    old, new = want(1, release=1), want(1, release=2)
+    first = run([new], [seen(old, "old")], now=100)
+    second = run(
+        [new], [seen(old, "old"), seen(new, "new", started=100, up=False)], 105, first.slots
+    )
+    assert second.start == ()
+    assert second.stop == ()
+
+
+def test_old_dyno_stops_once_the_new_one_is_up() -> None:
+    old, new = want(1, release=1), want(1, release=2)
+    first = run([new], [seen(old, "old")], now=100)
+    result = run([new], [seen(old, "old"), seen(new, "new", started=100)], 106, first.slots)
+    assert result.start == ()
+    assert result.stop == (Stop("old", "replaced"),)
+
+
+def test_old_dyno_stops_after_the_boot_timeout_when_the_new_one_never_comes_up() -> None:
+    old, new = want(1, release=1), want(1, release=2)
+    first = run([new], [seen(old, "old")], now=100)
+    observed = [seen(old, "old"), seen(new, "new", started=100, up=False)]
+    before = run([new], observed, 159, first.slots)
+    assert before.stop == ()
+    after = run([new], observed, 160, first.slots)
+    assert set(after.stop) == {Stop("new", "boot_timeout"), Stop("old", "replaced")}
+    assert after.start == (new,)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        want(1, generation="1"),  # heroku ps:restart
+        want(1, env={"A": "2"}),  # config:set
+        replace(want(1), command="gunicorn app:app"),
+        replace(want(1), size="standard-2x"),
+    ],
+    ids=["generation", "config", "command", "size"],
+)
+def test_any_change_of_the_slot_replaces_its_dyno(changed: DesiredDyno) -> None:
+    result = run([changed], [seen(want(1), "old")], now=10)
+    assert result.start == (changed,)
+    assert result.stop == ()
+    later = run(
+        [changed], [seen(want(1), "old"), seen(changed, "new", started=10)], 11, result.slots
+    )
+    assert later.stop == (Stop("old", "replaced"),)
+
+
+def test_a_worker_of_the_old_release_is_replaced_as_soon_as_the_new_one_runs() -> None:
+    old, new = want(1, kind="worker", release=1), want(1, kind="worker", release=2)
+    first = run([new], [seen(old, "old")], now=0)
+    result = run([new], [seen(old, "old"), seen(new, "new", started=0)], 1, first.slots)
+    assert result.stop == (Stop("old", "replaced"),)
+
+
+def test_an_exited_dyno_of_the_old_release_is_cleaned_up_at_once() -> None:
+    old, new = want(1, release=1), want(1, release=2)
+    result = run([new], [seen(old, "old", exit_code=1)], now=0)
+    assert result.start == (new,)
+    assert result.stop == (Stop("old", "exited"),)
+
+
+def test_duplicates_keep_the_dyno_that_is_up() -> None:
+    w1 = want(1)
+    result = run([w1], [seen(w1, "up", started=0), seen(w1, "booting", started=5, up=False)], 6)
+    assert result.start == ()
+    assert result.stop == (Stop("booting", "duplicate"),)
+
+
+# -- boot timeout (R10) ------------------------------------------------------------------------
+
+
+def test_web_dyno_that_never_answers_is_stopped_at_the_boot_timeout() -> None:
+    w1 = want(1)
+    assert run([w1], [seen(w1, "a", up=False)], now=59).stop == ()
+    result = run([w1], [seen(w1, "a", up=False)], now=60)
+    assert result.stop == (Stop("a", "boot_timeout"),)
+    assert result.start == (w1,)  # a first crash: replaced at once
+    assert result.slots[("app-1", "web.1")].crashes == 1
+
+
+def test_boot_timeouts_in_a_row_back_off_like_crashes() -> None:
+    w1 = want(1)
+    first = run([w1], [seen(w1, "a", up=False)], now=60)
+    second = run([w1], [seen(w1, "b", started=60, up=False)], 120, first.slots)
+    assert second.stop == (Stop("b", "boot_timeout"),)
+    assert second.start == ()
+    assert second.slots[("app-1", "web.1")].crashes == 2  # a hung boot never counts as a clean run
+    assert run([w1], [], 120.5, second.slots).start == ()
+    assert run([w1], [], 121, second.slots).start == (w1,)
+
+
+def test_workers_have_no_boot_timeout() -> None:
+    k1 = want(1, kind="worker")
+    assert run([k1], [seen(k1, "a", up=False)], now=3600).stop == ()
+
+
+# -- crashes and back-off ---------------------------------------------------------------------
+
+
+def test_first_crash_restarts_at_once_and_cleans_up_the_exited_dyno() -> None:
+    w1 = want(1)
+    result = run([w1], [seen(w1, "a", started=0, exit_code=1)], now=5)
+    assert result.start == (w1,)
+    assert result.stop == (Stop("a", "exited"),)
+    assert result.slots[("app-1", "web.1")].crashes == 1
+
+
+def crash_loop(rounds: int, policy: RestartPolicy = POLICY) -> list[float]:
+    """Let a dyno crash ``rounds`` times, 1 s after each start; return the waits before restarts."""
+    w1 = want(1)
+    slots: Mapping[SlotKey, SlotState] = {}
+    now = 0.0
+    waits = []
+    for n in range(rounds):
+        crashed_at = now + 1
+        observed = [seen(w1, f"d{n}", started=now, exit_code=1)]
+        result = plan([w1], observed, slots, at(crashed_at), policy)
+        slots = result.slots
+        t = crashed_at
+        while not result.start:  # advance fake time in 0.5 s steps until the restart is due
+            t += 0.5
+            result = plan([w1], observed, slots, at(t), policy)
+            slots = result.slots
+        waits.append(t - crashed_at)
+        now = t
+    return waits
+
+
+def test_consecutive_crashes_back_off_exponentially_up_to_the_cap() -> None:
+    assert crash_loop(10) == [0, 1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_back_off_schedule_is_configurable() -> None:
+    assert crash_loop(4, replace(POLICY, backoff=(0, 0.5))) == [0, 0.5, 0.5, 0.5]
+
+
+def test_crashed_dyno_is_reported_until_its_restart_is_due() -> None:
+    w1 = want(1)
+    slots = {("app-1", "web.1"): SlotState(_fp(w1), since=T0, crashes=3, restart_at=at(100))}
+    result = run([w1], [seen(w1, "a", exit_code=1)], 50, slots)
+    assert result.start == ()
+    assert result.stop == ()  # kept, so the agent goes on reporting it crashed
+
+
+def test_a_dyno_that_ran_cleanly_for_a_while_restarts_at_once() -> None:
+    w1 = want(1)
+    slots = {("app-1", "web.1"): SlotState(_fp(w1), since=T0, crashes=6, restart_at=at(10))}
+    result = run([w1], [seen(w1, "a", started=10, exit_code=1)], now=10 + 61, slots=slots)
+    assert result.start == (w1,)
+    assert result.slots[("app-1", "web.1")].crashes == 1
+
+
+def test_a_new_release_resets_the_back_off() -> None:
+    old, new = want(1, release=1), want(1, release=2)
+    slots = {("app-1", "web.1"): SlotState(_fp(old), since=T0, crashes=7, restart_at=at(500))}
+    result = run([new], [seen(old, "a", exit_code=1)], now=20, slots=slots)
+    assert result.start == (new,)
+    assert result.slots[("app-1", "web.1")].crashes == 0
+
+
+def test_a_crash_is_counted_once_however_many_rounds_see_it() -> None:
+    w1 = want(1)
+    slots = {("app-1", "web.1"): SlotState(_fp(w1), since=T0, crashes=1, restart_at=at(1))}
+    observed = [seen(w1, "a", started=0, exit_code=1)]
+    first = run([w1], observed, 1, slots)
+    assert first.slots[("app-1", "web.1")].crashes == 2
+    second = run([w1], observed, 1.5, first.slots)
+    assert second.slots[("app-1", "web.1")].crashes == 2
+
+
+def test_policy_delays() -> None:
+    policy = RestartPolicy(backoff=(0, 5, 10))
+    assert [policy.delay(n) for n in range(6)] == [0, 0, 5, 10, 10, 10]
+    assert RestartPolicy(backoff=()).delay(3) == 0
+
+
+def _fp(d: DesiredDyno) -> tuple[int, str, str, tuple[tuple[str, str], ...], str, str]:
+    from dockyard.agent.reconcile import fingerprint
+
+    return fingerprint(d)
