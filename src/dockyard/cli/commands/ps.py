@@ -13,7 +13,7 @@ from dockyard.cli.options import app_options, json_option
 from dockyard.cli.output import ago, format_time, size_label
 from dockyard.client.platform import Dyno, Formation, FormationUpdate
 
-_CHANGE = re.compile(r"^(?P<type>[-\w]+)(?:(?P<op>[=+-])(?P<qty>\d+))?(?::(?P<size>[-\w]+))?$")
+_CHANGE = re.compile(r"^(?P<type>[-\w]+?)(?:(?P<op>[=+-])(?P<qty>\d+))?(?::(?P<size>[-\w]+))?$")
 
 
 def _dyno_order(dyno: Dyno) -> tuple[str, int, str]:
