@@ -14,9 +14,9 @@ from dockyard.build.buildpacks import ClassicBuildpack, ProcfileBuildpack
 from dockyard.build.output import BuildOutput
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.context import STACK, Platform
-from dockyard.control.deploys import deploy_push, deployable_ref, export_commit
+from dockyard.control.deploys import BuildLock, deploy_push, deployable_ref, export_commit
 from dockyard.control.releases import append_release
-from dockyard.errors import NotFoundError, ProcfileError, PushRejectedError
+from dockyard.errors import ConflictError, NotFoundError, ProcfileError, PushRejectedError
 from dockyard.slug.image import extract_image
 from dockyard.store.records import App
 
@@ -117,7 +117,8 @@ def test_a_push_to_main_releases_a_new_slug(
         f"Deploy {sha[:8]} by owner@example.com",
         "Release v2 created by owner@example.com",
     ]
-    assert list(platform.settings.build_dir.iterdir()) == []
+    scratch = [p for p in platform.settings.build_dir.iterdir() if p.name != "locks"]
+    assert scratch == []  # sources and build directories are gone
 
 
 def test_the_build_sees_the_app_config_and_the_release_carries_it(
@@ -267,3 +268,63 @@ def test_a_tree_with_a_dot_dot_path_is_refused(repo: Repo, tmp_path: Path) -> No
     with pytest.raises(PushRejectedError):
         export_commit(repo.path, sha, tmp_path / "out", max_bytes=1 << 20)
     assert not (tmp_path / "evil").exists()
+
+
+def test_a_second_push_while_a_build_runs_is_refused(
+    platform: Platform, app: App, owner: NewUser, repo: Repo
+) -> None:
+    sha = repo.commit({"Procfile": PROCFILE})
+    running = BuildLock(platform.settings.build_dir / "locks" / f"{app.id}.lock", app.name)
+    running.acquire()
+    lines: list[str] = []
+    try:
+        with pytest.raises(ConflictError):
+            deploy_push(
+                platform,
+                app.id,
+                owner.account.id,
+                [(ZERO, sha, "refs/heads/main")],
+                repo.path,
+                BuildOutput(lines.append),
+            )
+    finally:
+        running.release()
+
+    assert lines == [" !     Another build of shipit is running; push again when it has finished"]
+    with platform.store.read() as tx:
+        assert tx.list_builds(app.id) == []
+    release = deploy_push(
+        platform,
+        app.id,
+        owner.account.id,
+        [(ZERO, sha, "refs/heads/main")],
+        repo.path,
+        BuildOutput(),
+    )
+    assert release.version == 2
+
+
+def test_a_pusher_who_hangs_up_gets_no_release_and_a_failed_build(
+    platform: Platform, app: App, owner: NewUser, repo: Repo
+) -> None:
+    sha = repo.commit({"Procfile": PROCFILE})
+
+    def hung_up(line: str) -> None:
+        if "Launching" in line or line.startswith(" !"):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        deploy_push(
+            platform,
+            app.id,
+            owner.account.id,
+            [(ZERO, sha, "refs/heads/main")],
+            repo.path,
+            BuildOutput(hung_up),
+        )
+
+    assert _versions(platform, app) == [1]
+    with platform.store.read() as tx:
+        [build] = tx.list_builds(app.id)
+    assert build.status == "failed"
+    assert "Internal error while building" in build.output

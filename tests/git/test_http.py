@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from dockyard._util import proc
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.context import Platform
 from dockyard.git.http import basic_password, pkt_line
@@ -257,3 +258,42 @@ def test_basic_password_takes_the_password_or_a_lone_user_name() -> None:
     assert basic_password("Bearer dky_key") is None
     assert basic_password("Basic !!!") is None
     assert basic_password(None) is None
+
+
+def test_hook_output_reaches_the_pusher_while_the_push_is_still_running(
+    platform: Platform, git_server: GitServer, app: App, owner: NewUser, worktree: WorkTree
+) -> None:
+    """A post-receive hook prints a line, then waits until the pusher has seen it: only output that
+    is streamed (not buffered until git exits) lets it finish in time."""
+    repo = platform.settings.repos_dir / f"{app.id}.git"
+    signal = worktree.path.parent / "seen"
+    worktree.commit({"Procfile": PROCFILE})
+    remote = git_server.remote(app.name, owner.api_key)
+    assert worktree.push(remote)[0] == 0
+    hook = repo / "hooks" / "post-receive"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "echo waiting-for-the-pusher\n"
+        f"for i in $(seq 300); do [ -f '{signal}' ] && echo seen-live && exit 0; sleep 0.1; done\n"
+        "echo never-seen\n"
+    )
+    hook.chmod(0o755)
+    worktree.commit({"README": "again\n"})
+    lines: list[str] = []
+
+    def on_line(raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace")
+        lines.append(line)
+        if "waiting-for-the-pusher" in line:
+            signal.touch()
+
+    code = proc.stream(
+        ["git", "push", "--progress", remote, "main"],
+        on_line=on_line,
+        cwd=worktree.path,
+        env=worktree.env,
+        timeout=60,
+    )
+
+    assert code == 0, lines
+    assert any("seen-live" in line for line in lines), lines

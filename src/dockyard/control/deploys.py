@@ -8,11 +8,14 @@ the current release.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import posixpath
 import shutil
 import tarfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dockyard._util import proc
@@ -24,8 +27,8 @@ from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.control.releases import append_release, log_release
 from dockyard.domain.releases import deploy_description
-from dockyard.errors import CommandError, DockyardError, PushRejectedError
-from dockyard.store.records import Release
+from dockyard.errors import CommandError, ConflictError, DockyardError, PushRejectedError
+from dockyard.store.records import Account, App, Release
 
 DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
 RefUpdate = tuple[str, str, str]
@@ -83,18 +86,57 @@ def deploy_push(
     *,
     buildpacks: Sequence[Buildpack] | None = None,
 ) -> Release:
-    """Build and release the pushed commit, or report why not on ``output`` and raise."""
+    """Build and release the pushed commit, or report why not on ``output`` and raise.
+
+    One build runs per app at a time: a second push while one builds is refused, so two pushes can
+    never release out of order or release a commit whose ref update git then refuses."""
     try:
         _ref, sha = deployable_ref(refs)
-        with platform.store.transaction() as tx:
+        with platform.store.read() as tx:
             account = tx.get_account(user_id)
             app = app_for(tx, account, app_id, "deploy")
-            build = tx.create_build(app.id, user_id=account.id, source_version=sha)
-            config = tx.get_config(app.id)
+        lock = BuildLock(platform.settings.build_dir / "locks" / f"{app.id}.lock", app.name)
+        lock.acquire()
     except DockyardError as exc:
         output.error(exc.message)
         raise
+    try:
+        with platform.store.transaction() as tx:
+            build = tx.create_build(app.id, user_id=account.id, source_version=sha)
+            config = tx.get_config(app.id)
+        try:
+            release = _build_and_release(
+                platform,
+                app,
+                account,
+                build.id,
+                config,
+                sha,
+                repo_path,
+                output,
+                builtin_buildpacks() if buildpacks is None else buildpacks,
+            )
+        except BaseException as exc:
+            _record_failure(platform, build.id, exc, output)
+            raise
+    finally:
+        lock.release()
+    platform.log(app.id, "heroku", "api", f"Deploy {sha[:8]} by {account.email}")
+    log_release(platform, app, release, account)
+    return release
 
+
+def _build_and_release(
+    platform: Platform,
+    app: App,
+    account: Account,
+    build_id: str,
+    config: Mapping[str, str],
+    sha: str,
+    repo_path: Path,
+    output: BuildOutput,
+    buildpacks: Sequence[Buildpack],
+) -> Release:
     settings = platform.settings
     source = settings.build_dir / f"source-{uuid.uuid4().hex}"
     try:
@@ -102,54 +144,69 @@ def deploy_push(
         pipeline = BuildPipeline(
             platform.slugs, settings.build_dir, settings.cache_dir, settings.build.compile_timeout
         )
-        result = pipeline.run(
-            app.id,
-            source,
-            config,
-            sha,
-            output,
-            builtin_buildpacks() if buildpacks is None else buildpacks,
-            stack=app.stack,
-        )
-        with platform.store.transaction() as tx:
-            slug = tx.create_slug(
-                app.id,
-                digest=result.digest,
-                size=result.size,
-                process_types=result.process_types,
-                commit=sha,
-                stack=app.stack,
-            )
-            release = append_release(
-                tx,
-                app,
-                slug_id=slug.id,
-                config=tx.get_config(app.id),
-                description=deploy_description(sha),
-                user=account,
-            )
-            output.heading("Launching...")
-            output.detail(f"Released v{release.version}")
-            output.detail(f"{settings.app_url(app.name)} deployed to Dockyard")
-            tx.finish_build(
-                build.id,
-                status="succeeded",
-                output=output.text,
-                slug_id=slug.id,
-                release_id=release.id,
-            )
-    except Exception as exc:
-        message = exc.message if isinstance(exc, DockyardError) else "Internal error while building"
-        output.error(message)
-        with platform.store.transaction() as tx:
-            tx.finish_build(build.id, status="failed", output=output.text)
-        raise
+        result = pipeline.run(app.id, source, config, sha, output, buildpacks, stack=app.stack)
     finally:
         shutil.rmtree(source, ignore_errors=True)
-
-    platform.log(app.id, "heroku", "api", f"Deploy {sha[:8]} by {account.email}")
-    log_release(platform, app, release, account)
+    with platform.store.transaction() as tx:
+        slug = tx.create_slug(
+            app.id,
+            digest=result.digest,
+            size=result.size,
+            process_types=result.process_types,
+            commit=sha,
+            stack=app.stack,
+        )
+        release = append_release(
+            tx,
+            app,
+            slug_id=slug.id,
+            config=tx.get_config(app.id),  # the newest config, should it have changed meanwhile
+            description=deploy_description(sha),
+            user=account,
+        )
+        output.heading("Launching...")
+        output.detail(f"Released v{release.version}")
+        output.detail(f"{settings.app_url(app.name)} deployed to Dockyard")
+        tx.finish_build(
+            build_id, status="succeeded", output=output.text, slug_id=slug.id, release_id=release.id
+        )
     return release
+
+
+def _record_failure(
+    platform: Platform, build_id: str, exc: BaseException, output: BuildOutput
+) -> None:
+    message = exc.message if isinstance(exc, DockyardError) else "Internal error while building"
+    with contextlib.suppress(OSError):  # the pusher may be gone; the record still gets the line
+        output.error(message)
+    with platform.store.transaction() as tx:
+        tx.finish_build(build_id, status="failed", output=output.text)
+
+
+class BuildLock:
+    """An exclusive, non-blocking lock per app (``flock``), released when its holder exits."""
+
+    def __init__(self, path: Path, app_name: str) -> None:
+        self.path = path
+        self.app_name = app_name
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise ConflictError(
+                f"Another build of {self.app_name} is running; push again when it has finished"
+            ) from exc
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
 
 
 def export_commit(repo: Path, sha: str, target: Path, *, max_bytes: int) -> None:

@@ -9,7 +9,9 @@ the push.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -65,18 +67,20 @@ def pre_receive(stdin: TextIO, stdout: TextIO, environ: Mapping[str, str], repo:
         return 1
     try:
         deploy_push(platform, app_id, account_id, refs, repo, output)
-        ref, _sha = deployable_ref(refs)
-        set_head(repo, ref)
     except Exception:  # deploy_push has reported the reason on the output already
-        try:
+        with contextlib.suppress(OSError):  # the pusher may be gone
             output.blank()
             output.error("Push failed")
-        except OSError:
-            pass  # the pusher went away
         return 1
     finally:
         platform.close()
+    with contextlib.suppress(DockyardError):  # the release stands; clones then name the branch
+        set_head(repo, deployable_ref(refs)[0])
     return 0
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so the build is recorded as failed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args != ["pre-receive"]:
         sys.stderr.write(USAGE + "\n")
         return 2
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
     repo = Path(os.environ.get("GIT_DIR", ".")).resolve()
     return pre_receive(sys.stdin, sys.stdout, os.environ, repo)
 
