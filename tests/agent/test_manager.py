@@ -1,0 +1,469 @@
+"""DynoManager rounds with a fake control plane and the real ProcessRuntime."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dockyard._util.clock import SystemClock
+from dockyard.agent.manager import DynoManager, load_runtime
+from dockyard.agent.reconcile import RestartPolicy
+from dockyard.client.dataplane import Versioned
+from dockyard.domain.dataplane import DesiredDyno, DynoReport
+from dockyard.errors import InvalidError, UnavailableError
+from dockyard.logs.store import FileLogStore
+from dockyard.runtime.base import DynoSpec
+from dockyard.runtime.process import ProcessRuntime
+from dockyard.settings import AgentSettings, Settings, load_settings
+from dockyard.slug.store import SlugStore
+from dockyard.types import AppId, AppName, ProcessType, ReleaseVersion, SlugDigest
+from tests.runtime.slugs import build_slug, clean_up
+
+APP_ID = "3f1c0d5e-0000-4000-8000-000000000001"
+HOST = "host-1"
+
+
+class ShiftedClock(SystemClock):
+    """Real time, plus a jump the test makes (dynos are real processes started at real times)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(seconds=self.offset)
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+class FakeDataPlane:
+    """The two calls of DataPlaneClient the agent makes, with an ETag and an outage switch."""
+
+    def __init__(self) -> None:
+        self.desired: list[DesiredDyno] = []
+        self.down = False
+        self.reports: list[list[DynoReport]] = []
+
+    async def desired_dynos(
+        self, host: str, etag: str | None = None
+    ) -> Versioned[list[DesiredDyno]] | None:
+        assert host == HOST
+        if self.down:
+            raise UnavailableError("cannot reach the Dockyard API: connection refused")
+        body = json.dumps([d.to_json() for d in self.desired], sort_keys=True)
+        current = hashlib.sha256(body.encode()).hexdigest()
+        if etag == current:
+            return None
+        return Versioned(list(self.desired), current)
+
+    async def report_dynos(self, host: str, dynos: Sequence[DynoReport]) -> None:
+        assert host == HOST
+        if self.down:
+            raise UnavailableError("cannot reach the Dockyard API: connection refused")
+        self.reports.append(list(dynos))
+
+    @property
+    def last(self) -> dict[str, DynoReport]:
+        return {r.name: r for r in self.reports[-1]} if self.reports else {}
+
+
+@pytest.fixture
+def agent_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        agent=AgentSettings(refresh_interval=0.02, boot_timeout=60, stop_timeout=2),
+    )
+
+
+@pytest.fixture
+def slug(tmp_path: Path, agent_settings: Settings) -> str:
+    return build_slug(tmp_path, SlugStore(agent_settings.slugs_dir))
+
+
+@pytest.fixture
+def runtime(agent_settings: Settings) -> Iterator[ProcessRuntime]:
+    runtime = ProcessRuntime(agent_settings)
+    yield runtime
+    clean_up(runtime)
+
+
+@pytest.fixture
+def plane() -> FakeDataPlane:
+    return FakeDataPlane()
+
+
+@pytest.fixture
+def clock() -> ShiftedClock:
+    return ShiftedClock()
+
+
+def want(
+    slug: str,
+    index: int = 1,
+    *,
+    kind: str = "web",
+    command: str = "python3 app.py",
+    release: int = 1,
+    env: Mapping[str, str] | None = None,
+) -> DesiredDyno:
+    return DesiredDyno(
+        app_id=AppId(APP_ID),
+        app_name=AppName("demo"),
+        process_type=ProcessType(kind),
+        index=index,
+        release_version=ReleaseVersion(release),
+        slug_digest=SlugDigest(slug),
+        command=command,
+        env=dict(env or {"GREETING": "hi"}),
+        size="standard-1x",
+    )
+
+
+def manager_for(
+    settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane | None,
+    clock: ShiftedClock,
+    policy: RestartPolicy | None = None,
+) -> DynoManager:
+    return DynoManager(settings, runtime, plane, clock, host=HOST, policy=policy)
+
+
+async def rounds_until(
+    manager: DynoManager,
+    condition: Callable[[], bool],
+    timeout: float = 15.0,
+    each: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run rounds until ``condition`` holds; real processes need real time to boot and exit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await manager.tick()
+        if each is not None:
+            await each()
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail("the agent did not get there in time")
+        await asyncio.sleep(0.02)
+
+
+def log_text(settings: Settings) -> str:
+    lines = FileLogStore(settings.logs_dir).tail(APP_ID, 1000)
+    return "\n".join(f"{line.source}[{line.dyno}]: {line.message}" for line in lines)
+
+
+def http_ok(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=2)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def all_up(plane: FakeDataPlane, *names: str) -> bool:
+    last = plane.last
+    return sorted(last) == sorted(names) and all(last[n].state == "up" for n in names)
+
+
+def test_two_desired_web_dynos_run_answer_and_are_reported_up(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, 1), want(slug, 2)]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "web.1", "web.2"))
+        await manager.close()
+
+    asyncio.run(scenario())
+    reports = plane.last
+    assert all(r.address is not None and http_ok(r.address) for r in reports.values())
+    assert reports["web.1"].address != reports["web.2"].address
+    assert {r.release_version for r in reports.values()} == {1}
+    assert len(runtime.list()) == 2
+    text = log_text(agent_settings)
+    for name in ("web.1", "web.2"):
+        assert f"heroku[{name}]: Starting process with command `python3 app.py`" in text
+        assert f"heroku[{name}]: State changed from starting to up" in text
+        port = reports[name].address.rpartition(":")[2]  # type: ignore[union-attr]
+        assert f"app[{name}]: listening on {port}" in text
+
+
+def test_emptied_formation_stops_the_dynos(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, 1), want(slug, 1, kind="worker", command="exec sleep 300")]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "web.1", "worker.1"))
+        plane.desired = []
+        await manager.tick()
+        await manager.settle()
+        await manager.tick()
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert runtime.list() == []
+    assert plane.last == {}
+    assert runtime.mounter.mounted() == set()  # the slug is released once nobody uses it
+    text = log_text(agent_settings)
+    assert "heroku[web.1]: Stopping all processes with SIGTERM" in text
+    assert "heroku[worker.1]: Stopping all processes with SIGTERM" in text
+
+
+def test_crashes_are_logged_restarted_at_once_then_backed_off(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, kind="worker", command="echo boom; exit 3")]
+    policy = RestartPolicy(backoff=(0, 3600), boot_timeout=60)
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock, policy)
+        await rounds_until(
+            manager, lambda: log_text(agent_settings).count("Process exited with status 3") == 2
+        )
+        for _ in range(5):  # the second crash waits an hour: no third start
+            await manager.tick()
+        await manager.close()
+
+    asyncio.run(scenario())
+    text = log_text(agent_settings)
+    assert text.count("heroku[worker.1]: Starting process with command") == 2
+    assert text.count("app[worker.1]: boom") == 2
+    assert "heroku[worker.1]: State changed from starting to crashed" in text  # never seen up
+    assert "heroku[worker.1]: State changed from crashed to starting" in text
+    assert plane.last["worker.1"].state == "crashed"
+    assert plane.last["worker.1"].address is None
+
+
+def test_web_dyno_that_never_binds_gets_r10_and_is_reported_crashed(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, command="exec sleep 300")]
+    policy = RestartPolicy(backoff=(3600,), boot_timeout=60)
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock, policy)
+        await rounds_until(manager, lambda: plane.last.get("web.1") is not None)
+        assert plane.last["web.1"].state == "starting"
+        clock.advance(61)
+        await manager.tick()
+        await manager.settle()
+        await manager.tick()
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert runtime.list() == []
+    assert plane.last["web.1"].state == "crashed"
+    text = log_text(agent_settings)
+    assert (
+        "heroku[web.1]: Error R10 (Boot timeout) -> Web process failed to bind to $PORT "
+        "within 60 seconds of launch"
+    ) in text
+    assert "heroku[web.1]: Stopping process with SIGKILL" in text
+    assert "heroku[web.1]: State changed from starting to crashed" in text
+
+
+def test_new_release_replaces_web_dynos_without_a_gap(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, release=1)]
+    gaps: list[str] = []
+
+    async def check_serving() -> None:
+        answering = [d for d in runtime.list() if d.state == "running" and http_ok(d.address)]
+        if not answering:
+            gaps.append("no web dyno answered")
+
+    def only_v2_up() -> bool:
+        dynos = runtime.list()
+        return [d.spec.release_version for d in dynos] == [2] and all_up(plane, "web.1")
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "web.1"))
+        plane.desired = [want(slug, release=2, env={"GREETING": "v2"})]
+        await rounds_until(manager, only_v2_up, each=check_serving)
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert gaps == []
+    text = log_text(agent_settings)
+    second_start = text.rindex("Starting process with command")
+    assert second_start < text.index("Stopping all processes with SIGTERM")
+
+
+def test_while_the_api_is_down_the_cache_keeps_dynos_running_and_restarted(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plane.desired = [want(slug, 1)]
+
+    async def scenario() -> None:
+        first = manager_for(agent_settings, runtime, plane, clock)
+        await rounds_until(first, lambda: all_up(plane, "web.1"))
+        await first.close()
+        plane.down = True
+        # a restarted agent, with the control plane away: it adopts the dyno from the cache
+        restarted = manager_for(agent_settings, second_runtime, plane, clock)
+        for _ in range(3):
+            await restarted.tick()
+        assert [d.state for d in runtime.list()] == ["running"]
+        (dyno,) = runtime.list()
+        pid = json.loads((runtime.root / dyno.spec.id / "dyno.json").read_text())["pid"]
+        os.killpg(pid, signal.SIGKILL)
+
+        def replaced() -> bool:
+            dynos = restarted.runtime.list()
+            return (
+                len(dynos) == 1 and dynos[0].spec.id != dyno.spec.id and http_ok(dynos[0].address)
+            )
+
+        await rounds_until(restarted, replaced)
+        await restarted.close()
+
+    second_runtime = ProcessRuntime(agent_settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="dockyard.agent.manager"):
+            asyncio.run(scenario())
+    finally:
+        clean_up(second_runtime)  # it started the replacement: it reaps it
+    cache = json.loads((agent_settings.state_dir / "desired-dynos.json").read_text())
+    assert [d["index"] for d in cache["dynos"]] == [1]
+    assert oct((agent_settings.state_dir / "desired-dynos.json").stat().st_mode & 0o777) == "0o600"
+    fetch_warnings = [r for r in caplog.records if "cannot fetch the desired dynos" in r.message]
+    report_warnings = [r for r in caplog.records if "cannot report dynos" in r.message]
+    assert len(fetch_warnings) == 1
+    assert len(report_warnings) == 1
+    assert "heroku[web.1]: State changed from up to crashed" in log_text(agent_settings)
+
+
+def test_without_any_desired_state_nothing_is_stopped(
+    agent_settings: Settings, runtime: ProcessRuntime, clock: ShiftedClock, slug: str
+) -> None:
+    spec = DynoSpec(
+        id="adopted-1",
+        app_id=APP_ID,
+        app_name="demo",
+        name="worker.1",
+        process_type="worker",
+        release_version=1,
+        slug_digest=slug,
+        command="exec sleep 300",
+        env={},
+        size="standard-1x",
+    )
+    runtime.start(spec)
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, None, clock)
+        for _ in range(3):
+            await manager.tick()
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert [(d.spec.id, d.state) for d in runtime.list()] == [("adopted-1", "running")]
+
+
+def test_runtime_is_chosen_by_name(agent_settings: Settings) -> None:
+    assert isinstance(load_runtime(agent_settings), ProcessRuntime)
+    bad = Settings(data_dir=agent_settings.data_dir, agent=AgentSettings(runtime="docker"))
+    with pytest.raises(InvalidError, match="unknown runtime 'docker'"):
+        load_runtime(bad)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.timeout(60)
+def test_main_warns_it_is_unsandboxed_and_leaves_dynos_running_on_sigterm(
+    tmp_path: Path, slug: str, agent_settings: Settings
+) -> None:
+    env = {
+        **os.environ,
+        "DOCKYARD_CONFIG": os.devnull,
+        "DOCKYARD_DATA_DIR": str(agent_settings.data_dir),
+        "DOCKYARD_API_PORT": str(_closed_port()),  # the control plane is away: the cache is used
+        "DOCKYARD_AGENT_REFRESH_INTERVAL": "0.05",
+    }
+    settings = load_settings(env)
+    cache = {"etag": "", "dynos": [want(slug, 1).to_json()]}
+    settings.state_dir.mkdir(parents=True)
+    (settings.state_dir / "desired-dynos.json").write_text(json.dumps(cache))
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO);"
+        "from dockyard.settings import load_settings;"
+        "from dockyard.agent.manager import main; main(load_settings())"
+    )
+    agent = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    runtime = ProcessRuntime(settings)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(http_ok(d.address) for d in runtime.list()):
+            assert agent.poll() is None, "the agent died"
+            assert time.monotonic() < deadline, "the agent started no dyno"
+            time.sleep(0.05)
+        agent.send_signal(signal.SIGTERM)
+        _, stderr = agent.communicate(timeout=20)
+        assert agent.returncode == 0
+        assert b"NOT SANDBOXED" in stderr
+        (dyno,) = runtime.list()
+        assert dyno.state == "running"
+        assert http_ok(dyno.address)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.communicate()
+        clean_up(runtime)
