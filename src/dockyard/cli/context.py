@@ -8,6 +8,7 @@ one; tests hand their own to ``main(obj=...)`` or ``CliRunner.invoke(cli, obj=..
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -102,6 +103,12 @@ class CliContext:
         client = self.api_factory(self.api_url, key)
         self._clients.append(client)
         return PlatformClient(client)
+
+    def exec_serve(self, *args: str) -> None:
+        """Replace this process with ``python -m dockyard.serve ARGS`` (never imported here)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.execv(sys.executable, [sys.executable, "-m", "dockyard.serve", *args])
 
     def close(self) -> None:
         while self._clients:

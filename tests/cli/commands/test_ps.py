@@ -122,3 +122,12 @@ def test_restart_a_process_type(dock: Dock, fake: FakeApi) -> None:
     result = dock("ps:restart", "-p", "worker", "-a", "shop")
     assert fake.writes() == [("DELETE", "/apps/shop/dynos/worker", None)]
     assert result.stderr == "Restarting worker dynos on shop... done\n"
+
+
+def test_scale_without_process_types_says_what_to_do(dock: Dock, fake: FakeApi) -> None:
+    fake.formation["shop"] = []
+    result = dock("ps:scale", "-a", "shop")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        " !    No process types on shop. Push code with a Procfile to add process types.\n"
+    )

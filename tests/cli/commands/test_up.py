@@ -43,3 +43,14 @@ def test_cli_does_not_import_the_server() -> None:
         "print(bad)"
     )
     assert proc.run([sys.executable, "-c", code]).text.strip() == "[]"
+
+
+def test_admin_commands_exec_the_server_admin(dock: Dock) -> None:
+    calls: list[list[str]] = []
+    result = dock(
+        "admin:create-user", "dev@example.com", execv=lambda path, argv: calls.append(list(argv))
+    )
+    assert result.exit_code == 0
+    assert calls == [
+        [sys.executable, "-m", "dockyard.serve", "admin", "create-user", "dev@example.com"]
+    ]

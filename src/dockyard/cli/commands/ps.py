@@ -12,6 +12,7 @@ from dockyard.cli.context import CliContext, pass_cli
 from dockyard.cli.options import app_options, json_option
 from dockyard.cli.output import ago, format_time, size_label
 from dockyard.client.platform import Dyno, Formation, FormationUpdate
+from dockyard.errors import NotFoundError
 
 _CHANGE = re.compile(r"^(?P<type>[-\w]+?)(?:(?P<op>[=+-])(?P<qty>\d+))?(?::(?P<size>[-\w]+))?$")
 
@@ -98,7 +99,12 @@ def scale(cli: CliContext, changes: tuple[str, ...], app: str | None, remote: st
     client = cli.platform()
     out = cli.out
     if not parsed:
-        out.line(_describe(sorted(client.formation(name), key=lambda f: f.type)))
+        formation = sorted(client.formation(name), key=lambda f: f.type)
+        if not formation:
+            raise NotFoundError(
+                f"No process types on {name}. Push code with a Procfile to add process types."
+            )
+        out.line(_describe(formation))
         return
     current: dict[str, int] = {}
     if any(op in ("+", "-") for _, op, _, _ in parsed):
