@@ -382,7 +382,10 @@ def test_while_the_api_is_down_the_cache_keeps_dynos_running_and_restarted(
     report_warnings = [r for r in caplog.records if "cannot report dynos" in r.message]
     assert len(fetch_warnings) == 1
     assert len(report_warnings) == 1
-    assert "heroku[web.1]: State changed from up to crashed" in log_text(agent_settings)
+    text = log_text(agent_settings)
+    assert "heroku[web.1]: State changed from up to crashed" in text
+    # the restarted agent resumed the first dyno's output where the first agent stopped
+    assert text.count("app[web.1]: listening on") == 2
 
 
 def test_without_any_desired_state_nothing_is_stopped(

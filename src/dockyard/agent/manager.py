@@ -261,8 +261,9 @@ class DynoManager:
         try:
             async with self._runtime_lock:
                 dyno = await asyncio.to_thread(self.runtime.start, spec)
-        except DockyardError as exc:
-            log.error("cannot start %s of %s: %s", spec.name, spec.app_name, exc.message)
+        except Exception as exc:  # a start that fails must not stop the other dynos' rounds
+            reason = exc.message if isinstance(exc, DockyardError) else repr(exc)
+            log.error("cannot start %s of %s: %s", spec.name, spec.app_name, reason)
             self._system(spec, "Process failed to start (the platform's agent log says why)")
             self._system(spec, "State changed from starting to crashed")
             now = self.clock.now()

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STATE_FILE = "dyno.json"
 OUTPUT_FILE = "output.log"
-_POLL = 0.02
+_POLL = 0.05
 _KILL_WAIT = 10.0
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -177,10 +177,22 @@ class ProcessRuntime:
         )
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._slug_lock = threading.Lock()
+        """Held from mounting a slug until its dyno is recorded, and while dropping unused slugs."""
 
     # -- the Runtime protocol ------------------------------------------------------------------
 
     def start(self, spec: DynoSpec) -> RunningDyno:
+        with self._slug_lock:
+            try:
+                return self._start(spec)
+            except OSError as exc:
+                shutil.rmtree(self._dir(spec.id), ignore_errors=True)
+                raise DynoError(
+                    f"cannot start {spec.name} of {spec.app_name}: {exc.strerror or exc}"
+                ) from exc
+
+    def _start(self, spec: DynoSpec) -> RunningDyno:
         directory = self._dir(spec.id)
         try:
             slug_dir = self.mounter.mount(spec.slug_digest)
@@ -252,12 +264,13 @@ class ProcessRuntime:
         return found
 
     def release_unused(self, digests_in_use: set[str]) -> None:
-        in_use = set(digests_in_use) | {d.spec.slug_digest for d in self.list()}
-        for digest in sorted(self.mounter.mounted() - in_use):
-            try:
-                self.mounter.unmount(digest)
-            except SlugError as exc:
-                log.warning("%s", exc.message)
+        with self._slug_lock:
+            in_use = set(digests_in_use) | {d.spec.slug_digest for d in self.list()}
+            for digest in sorted(self.mounter.mounted() - in_use):
+                try:
+                    self.mounter.unmount(digest)
+                except SlugError as exc:
+                    log.warning("%s", exc.message)
 
     # -- internals -----------------------------------------------------------------------------
 
