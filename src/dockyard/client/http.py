@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -100,10 +102,18 @@ class ApiClient:
             raise error_from_response(response)
         return response
 
-    def stream_lines(self, method: str, url: str) -> Any:
-        """Yield text lines from a streaming endpoint (log sessions)."""
+    def _same_origin(self, url: str) -> bool:
+        if not url.startswith(("http://", "https://")):
+            return True  # relative to base_url
+        mine, theirs = urlsplit(self.base_url), urlsplit(url)
+        return (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc)
+
+    def stream_lines(self, method: str, url: str) -> Iterator[str]:
+        """Yield text lines from a streaming endpoint (log sessions). The API key is sent only to the API's
+        own origin; a session URL elsewhere carries its own one-time secret."""
+        token = self._token if self._same_origin(url) else None
         try:
-            with self._client.stream(method, url, headers=_headers(self._token, None), timeout=None) as resp:
+            with self._client.stream(method, url, headers=_headers(token, None), timeout=None) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise error_from_response(resp)
