@@ -1,0 +1,346 @@
+"""Keep-alive connections to web dynos, and the response side of the data path.
+
+``UpstreamConnection`` parses a dyno's response with httptools and re-frames it for the client:
+the rebuilt head and the first body bytes leave in one ``write`` per chunk received. Finished
+connections go back to the ``UpstreamPool`` (idle connections per backend, newest first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
+
+from dockyard.router import errors
+from dockyard.router.exchange import DONE, RESPONDING, WAITING, Exchange
+
+if TYPE_CHECKING:
+    from dockyard.router.proxy import Proxy
+
+# Response headers that concern one connection only, never forwarded to the client.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_NO_BODY_STATUS = frozenset({204, 304})
+_VIA = b"Via: 1.1 dockyard\r\n"
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_CLOSE = b"Connection: close\r\n"
+_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+
+# How the response body is written to the client.
+_RAW = 0
+_CHUNK = 1
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b"Unknown"
+
+
+def connection_tokens(value: bytes) -> set[bytes]:
+    """Names listed in a ``Connection`` header, lowercased, less ``close`` and ``keep-alive``."""
+    tokens = {token.strip().lower() for token in value.split(b",")}
+    tokens.difference_update((b"close", b"keep-alive", b""))
+    return tokens
+
+
+def drop_named(lines: list[bytes], names: set[bytes]) -> list[bytes]:
+    """Remove the header lines whose name is in ``names`` (headers listed in ``Connection``)."""
+    return [line for line in lines if line.split(b":", 1)[0].lower() not in names]
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_eof_body",
+        "_headers",
+        "_interim",
+        "_mode",
+        "_reason",
+        "_reset",
+        "address",
+        "done",
+        "exchange",
+        "got_bytes",
+        "idle_since",
+        "keep",
+        "out",
+        "parser",
+        "paused",
+        "proxy",
+        "reused",
+        "transport",
+    )
+
+    def __init__(self, proxy: Proxy, address: str) -> None:
+        self.proxy = proxy
+        self.address = address
+        self.transport: asyncio.Transport = None  # type: ignore[assignment] # set by connection_made
+        self.parser = HttpResponseParser(self)
+        self.exchange: Exchange | None = None
+        self.out: list[bytes] = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._mode = _RAW
+        self._eof_body = False
+        self._interim = False
+        self._reset = False
+        self.done = False
+        self.keep = False
+        self.got_bytes = False
+        self.reused = False
+        self.paused = False
+        self.idle_since = 0.0
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        ex = self.exchange
+        if ex is None:  # bytes from an idle connection: it cannot be trusted any more
+            self.transport.close()
+            return
+        if not self.got_bytes:
+            self.got_bytes = True
+            if ex.phase == WAITING:
+                ex.phase = RESPONDING
+                ex.deadline = 0.0
+        try:
+            self.parser.feed_data(data)
+        except (HttpParserError, HttpParserUpgrade):
+            self._malformed(ex)
+            return
+        out = self.out
+        if out:
+            payload = b"".join(out) if len(out) > 1 else out[0]
+            out.clear()
+            ex.resp_bytes += len(payload)
+            ex.client.transport.write(payload)
+        if self.done:
+            self._finish(ex, self.keep)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        ex = self.exchange
+        if ex is None:
+            self.proxy.pool.discard(self)
+            return
+        if self._eof_body and ex.head_sent:  # a body delimited by the end of the connection
+            if self._mode == _CHUNK:
+                self.out.append(_LAST_CHUNK)
+            payload = b"".join(self.out)
+            self.out.clear()
+            ex.resp_bytes += len(payload)
+            ex.client.transport.write(payload)
+            self._finish(ex, False)
+            return
+        self.exchange = None
+        ex.upstream = None
+        client = ex.client
+        if ex.head_sent:  # the client has part of a response: all we can do is close
+            client.interrupt(ex, errors.H18)
+        elif not self.got_bytes and self.reused and ex.head is not None and not ex.retried:
+            client.retry(ex)  # a pooled connection the dyno had closed: replay on a fresh one
+        else:
+            client.answer(ex, errors.H18 if self.got_bytes else errors.H13)
+            client.advance()
+
+    def pause_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.client.pause_for_upstream()
+
+    def resume_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.client.resume_for_upstream()
+
+    # httptools callbacks
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:  # noqa: C901 - one flat pass over the headers, for speed
+        ex = self.exchange
+        assert ex is not None  # noqa: S101 - data_received drops bytes without an exchange
+        status = self.parser.get_status_code()
+        headers, self._headers = self._headers, []
+        reason, self._reason = self._reason or _reason(status), b""
+        lines = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
+        append = lines.append
+        te: bytes | None = None
+        has_length = False
+        tokens: set[bytes] | None = None
+        for name, value in headers:
+            lname = name.lower()
+            if lname in _HOP_BY_HOP or lname.startswith(b"proxy-"):
+                if lname == b"transfer-encoding":
+                    te = value
+                elif lname == b"connection":
+                    tokens = connection_tokens(value)
+                continue
+            if lname == b"content-length":
+                has_length = True
+            append(name + b": " + value + b"\r\n")
+        if tokens:
+            lines[1:] = drop_named(lines[1:], tokens)
+        if status < 200:  # 100 Continue, 103 Early Hints: forwarded, the final response follows
+            self._interim = True
+            if not ex.http10:
+                append(b"\r\n")
+                self.out.append(b"".join(lines))
+            return
+        keep_client = ex.keep_alive and not self.proxy.closing
+        if ex.head_only or status in _NO_BODY_STATUS:
+            self._mode = _RAW
+            self._eof_body = False
+            if ex.head_only:  # the parser would wait for a body that never comes
+                self.done = True
+                self.keep = self.parser.should_keep_alive()
+                self._reset = True
+        elif te is not None or not has_length:
+            self._eof_body = te is None
+            if ex.http10:  # no chunked encoding in HTTP/1.0: closing the connection ends the body
+                self._mode = _RAW
+                keep_client = False
+            else:
+                self._mode = _CHUNK
+                append(_CHUNKED if te is None else b"Transfer-Encoding: " + te + b"\r\n")
+        else:
+            self._mode = _RAW
+            self._eof_body = False
+        if not keep_client:
+            ex.keep_alive = False
+            append(_CLOSE)
+        elif ex.http10:
+            append(_KEEP_ALIVE)
+        append(_VIA)
+        append(b"\r\n")
+        self.out.append(b"".join(lines))
+        ex.status = status
+        ex.head_sent = True
+
+    def on_body(self, body: bytes) -> None:
+        if self._mode == _CHUNK:
+            self.out += (b"%x\r\n" % len(body), body, b"\r\n")
+        else:
+            self.out.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if self._mode == _CHUNK:
+            self.out.append(_LAST_CHUNK)
+        self.done = True
+        self.keep = self.parser.should_keep_alive()
+
+    # internals
+
+    def _finish(self, ex: Exchange, reusable: bool) -> None:
+        """The response is complete: release this connection and tell the client side."""
+        self.done = False
+        self.got_bytes = False
+        self.exchange = None
+        self._eof_body = False
+        if self._reset:
+            self._reset = False
+            self.parser = HttpResponseParser(self)
+        ex.upstream = None
+        ex.phase = DONE
+        ex.resp_done = True
+        client = ex.client
+        if reusable and ex.req_done and not self.transport.is_closing():
+            if self.paused:
+                self.paused = False
+                self.transport.resume_reading()
+            self.reused = True
+            self.proxy.pool.put(self)
+        else:
+            self.transport.close()
+            if not ex.req_done:  # the dyno answered before the whole body: the rest is dropped
+                ex.discard = True
+                ex.out.clear()
+        client.resume_for_upstream()
+        self.proxy.log_request(ex, None)
+        client.advance()
+
+    def _malformed(self, ex: Exchange) -> None:
+        self.exchange = None
+        ex.upstream = None
+        self.transport.close()
+        if ex.head_sent:
+            ex.client.interrupt(ex, errors.H17)
+        else:
+            ex.client.answer(ex, errors.H17)
+            ex.client.advance()
+
+
+class UpstreamPool:
+    """Idle keep-alive connections per backend address; the newest is reused first."""
+
+    def __init__(self, max_idle_per_backend: int) -> None:
+        self.max_idle = max_idle_per_backend
+        self.idle: dict[str, list[UpstreamConnection]] = {}
+
+    def take(self, address: str) -> UpstreamConnection | None:
+        conns = self.idle.get(address)
+        while conns:
+            conn = conns.pop()
+            if not conn.transport.is_closing():
+                return conn
+        return None
+
+    def put(self, conn: UpstreamConnection) -> None:
+        conns = self.idle.get(conn.address)
+        if conns is None:
+            conns = self.idle[conn.address] = []
+        if len(conns) >= self.max_idle:
+            conn.transport.close()
+            return
+        conn.idle_since = conn.proxy.now
+        conns.append(conn)
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        conns = self.idle.get(conn.address)
+        if conns and conn in conns:
+            conns.remove(conn)
+
+    def count(self, address: str) -> int:
+        return len(self.idle.get(address, ()))
+
+    def sweep(self, now: float, idle_timeout: float) -> None:
+        """Close connections idle for longer than ``idle_timeout``."""
+        for conns in self.idle.values():
+            while conns and now - conns[0].idle_since > idle_timeout:
+                conns.pop(0).transport.close()
+
+    def retain(self, addresses: set[str]) -> None:
+        """Close the idle connections of backends that left the route table."""
+        for address in [a for a in self.idle if a not in addresses]:
+            for conn in self.idle.pop(address):
+                conn.transport.close()
+
+    def close(self) -> None:
+        for conns in self.idle.values():
+            for conn in conns:
+                conn.transport.close()
+        self.idle.clear()
