@@ -180,8 +180,10 @@ def test_a_failed_build_is_recorded_and_the_current_release_stays(
     with platform.store.read() as tx:
         assert tx.current_release(app.id) == first
         builds = tx.list_builds(app.id)
-    assert [b.status for b in builds] == ["succeeded", "failed"]
-    assert "Procfile line 1" in builds[1].output
+    statuses = {b.source_version: b.status for b in builds}
+    assert statuses == {good: "succeeded", bad: "failed"}
+    [failed] = [b for b in builds if b.status == "failed"]
+    assert "Procfile line 1" in failed.output
     assert _versions(platform, app) == [1, 2]
 
 
