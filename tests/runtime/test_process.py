@@ -17,6 +17,9 @@ from dockyard.errors import DynoError
 from dockyard.runtime.base import DynoSpec, RunningDyno, Runtime
 from dockyard.runtime.process import ProcessRuntime
 from dockyard.settings import Settings
+from dockyard.slug.mount import SlugMounter
+from dockyard.slug.store import SlugStore
+from tests.runtime.slugs import clean_up
 
 WEB = "python3 app.py"
 
@@ -267,3 +270,15 @@ def test_release_unused_unmounts_only_slugs_no_dyno_uses(
     assert runtime.mounter.mounted() == {slug}
     runtime.release_unused(set())
     assert runtime.mounter.mounted() == set()
+
+
+def test_runtime_works_on_unpacked_slugs_as_without_root(settings: Settings, slug: str) -> None:
+    mounter = SlugMounter(settings.data_dir / "unpacked", SlugStore(settings.slugs_dir), loop=False)
+    runtime = ProcessRuntime(settings, mounter=mounter)
+    try:
+        dyno = runtime.start(make_spec(slug))
+        wait_for(lambda: answers(dyno.port))
+        assert get_json(dyno.port)["cwd"] == str(mounter.path(slug))
+    finally:
+        clean_up(runtime)
+    assert mounter.mounted() == set()
