@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import httpx
@@ -497,3 +498,23 @@ async def test_route_table_swap_applies_without_restart(
     assert after.json()["backend"] == "two"
     assert new_app.json()["backend"] == "one"
     assert removed.status == 404
+
+
+async def test_each_request_is_logged_in_herokus_router_format(
+    backend: Backend, router_factory: RouterFactory, raw_clients: list[RawClient]
+) -> None:
+    async with router_factory(table(route("myapp", [backend.address]))) as h:
+        client = await RawClient.open(h.port)
+        raw_clients.append(client)
+        response = await client.request('/logged?q="x"', headers={"X-Forwarded-For": "203.0.113.9"})
+        await h.router.flush_logs()
+        lines = h.logs.tail("id-myapp", 10)
+    assert len(lines) == 1
+    assert (lines[0].source, lines[0].dyno) == ("heroku", "router")
+    pattern = (
+        r'at=info method=GET path="/logged\?q=%22x%22" host=myapp\.dockyard\.localhost '
+        r'request_id=[0-9a-f]{32} fwd="203\.0\.113\.9, 127\.0\.0\.1" '
+        rf"dyno={backend.address} connect=\d+ms service=\d+ms status=200 "
+        rf"bytes={len(response.raw_head) + len(response.body)} protocol=http"
+    )
+    assert re.fullmatch(pattern, lines[0].message), lines[0].message
