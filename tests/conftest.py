@@ -20,7 +20,11 @@ POSTGRES_URL_VAR = "DOCKYARD_TEST_DATABASE_URL"
 
 
 def make_settings(data_dir: Path, **env: str) -> Settings:
-    base = {"DOCKYARD_DATA_DIR": str(data_dir), "HOME": str(data_dir), "DOCKYARD_CONFIG": os.devnull}
+    base = {
+        "DOCKYARD_DATA_DIR": str(data_dir),
+        "HOME": str(data_dir),
+        "DOCKYARD_CONFIG": os.devnull,
+    }
     base.update(env)
     return load_settings(base)
 

@@ -22,16 +22,23 @@ def _toml(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_toml_file_and_the_environment_both_apply_and_env_wins(tmp_path: Path) -> None:
-    config = _toml(tmp_path, 'domain = "paas.example"\n[api]\nport = 7000\nhost = "0.0.0.0"\n')
+    config = _toml(
+        tmp_path,
+        'domain = "paas.example"\n[api]\nport = 7000\nhost = "10.1.2.3"\n',
+    )
     env = {"HOME": str(tmp_path), "DOCKYARD_CONFIG": str(config), "DOCKYARD_API_PORT": "7001"}
     settings = load_settings(env)
     assert settings.domain == "paas.example"
-    assert settings.api.host == "0.0.0.0"
+    assert settings.api.host == "10.1.2.3"
     assert settings.api.port == 7001
 
 
 def test_the_data_directory_holds_the_sqlite_database(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "DOCKYARD_DATA_DIR": str(tmp_path / "d"), "DOCKYARD_CONFIG": str(_toml(tmp_path, ""))}
+    env = {
+        "HOME": str(tmp_path),
+        "DOCKYARD_DATA_DIR": str(tmp_path / "d"),
+        "DOCKYARD_CONFIG": str(_toml(tmp_path, "")),
+    }
     settings = load_settings(env)
     assert settings.sqlalchemy_url == f"sqlite:///{tmp_path / 'd' / 'dockyard.db'}"
     assert load_settings({**env, "DOCKYARD_DATABASE_URL": "postgresql://x/y"}).sqlalchemy_url == (
@@ -41,8 +48,16 @@ def test_the_data_directory_holds_the_sqlite_database(tmp_path: Path) -> None:
 
 def test_bad_values_and_unknown_keys_are_reported(tmp_path: Path) -> None:
     with pytest.raises(InvalidError, match="DOCKYARD_API_PORT: 'abc' is not a valid int"):
-        load_settings({"HOME": str(tmp_path), "DOCKYARD_CONFIG": str(_toml(tmp_path, "")), "DOCKYARD_API_PORT": "abc"})
+        load_settings(
+            {
+                "HOME": str(tmp_path),
+                "DOCKYARD_CONFIG": str(_toml(tmp_path, "")),
+                "DOCKYARD_API_PORT": "abc",
+            }
+        )
     with pytest.raises(InvalidError, match="unknown setting"):
-        load_settings({"HOME": str(tmp_path), "DOCKYARD_CONFIG": str(_toml(tmp_path, "colour = 1\n"))})
+        load_settings(
+            {"HOME": str(tmp_path), "DOCKYARD_CONFIG": str(_toml(tmp_path, "colour = 1\n"))}
+        )
     with pytest.raises(InvalidError, match="does not exist"):
         load_settings({"HOME": str(tmp_path), "DOCKYARD_CONFIG": str(tmp_path / "missing.toml")})

@@ -14,7 +14,6 @@ from every layer; the supervisor restarts a child that dies, and on Ctrl-C stops
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import subprocess
@@ -22,7 +21,6 @@ import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
 
 from dockyard import __version__
 from dockyard._util import proc
@@ -46,7 +44,9 @@ def run_api(settings: Settings) -> None:
     token = ensure_secret_file(settings.internal_token_file)
     app = create_app(platform, internal_token=token, extra_routes=git_routes(platform))
     log.info("API listening on %s (git remotes: %s/<app>.git)", settings.api_url, settings.api_url)
-    uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="off")
+    uvicorn.run(
+        app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="off"
+    )
 
 
 def run_router(settings: Settings) -> None:
@@ -61,19 +61,9 @@ def run_agent(settings: Settings) -> None:
     main(settings)
 
 
-def load_runtime(settings: Settings) -> Any:
-    from dockyard.runtime.base import RUNTIME_BACKENDS
-
-    target = RUNTIME_BACKENDS.get(settings.agent.runtime)
-    if target is None:
-        raise DockyardError(
-            f"unknown runtime {settings.agent.runtime!r}; choose one of {', '.join(RUNTIME_BACKENDS)}"
-        )
-    module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)(settings)
-
-
 def stop_all_dynos(settings: Settings) -> int:
+    from dockyard.runtime.base import load_runtime
+
     runtime = load_runtime(settings)
     dynos = runtime.list()
     for dyno in dynos:
@@ -115,7 +105,12 @@ class Supervisor:
                     delay = RESTART_DELAYS[min(self.failures[role], len(RESTART_DELAYS) - 1)]
                     self.failures[role] += 1
                     self.restart_at[role] = now + delay
-                    log.error("%s exited with status %s; restarting in %.0f s", role, child.returncode, delay)
+                    log.error(
+                        "%s exited with status %s; restarting in %.0f s",
+                        role,
+                        child.returncode,
+                        delay,
+                    )
                 elif now >= self.restart_at[role]:
                     del self.restart_at[role]
                     self._start(role)
@@ -154,7 +149,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  apps           : {settings.app_url('<app>')}")
     print(f"  runtime        : {settings.agent.runtime}")
     if not accounts:
-        print("  No account yet. Create one in another terminal:  dockyard admin:create-user you@example.com")
+        print(
+            "  No account yet. Create one in another terminal:  dockyard admin:create-user you@example.com"
+        )
     print("Press Ctrl-C to stop.", flush=True)
     Supervisor(settings).run(stop_dynos=not args.keep_dynos)
     return 0
@@ -170,7 +167,9 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
             user = create_user(platform, args.email, args.name or "")
             print(f"Created account {user.account.email}")
             print(f"API key (shown once): {user.api_key}")
-            print(f"Log in with:  dockyard login --email {user.account.email} --api-key {user.api_key}")
+            print(
+                f"Log in with:  dockyard login --email {user.account.email} --api-key {user.api_key}"
+            )
             return 0
         if args.action == "list-users":
             with platform.store.read() as tx:
@@ -199,7 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin_sub.add_parser("list-users", help="list accounts")
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+        level=logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
     )
     try:
         settings = load_settings()

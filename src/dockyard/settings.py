@@ -34,7 +34,9 @@ def _user_dir(env: Mapping[str, str], xdg_var: str, fallback: str) -> Path:
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
-    return Path("/var/lib/dockyard") if _is_root() else _user_dir(env, "XDG_DATA_HOME", ".local/share")
+    return (
+        Path("/var/lib/dockyard") if _is_root() else _user_dir(env, "XDG_DATA_HOME", ".local/share")
+    )
 
 
 def default_config_file(env: Mapping[str, str]) -> Path:
@@ -140,6 +142,26 @@ class Settings:
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    def to_env(self) -> dict[str, str]:
+        """``DOCKYARD_*`` variables that make ``load_settings`` in a child process return these settings
+        exactly (``DOCKYARD_CONFIG`` points nowhere, so no file can override them)."""
+        env: dict[str, str] = {}
+
+        def walk(obj: Any, prefix: str) -> None:
+            for item in dataclasses.fields(obj):
+                value = getattr(obj, item.name)
+                name = f"{prefix}{item.name.upper()}"
+                if dataclasses.is_dataclass(value):
+                    walk(value, name + "_")
+                elif isinstance(value, bool):
+                    env[name] = "true" if value else "false"
+                else:
+                    env[name] = str(value)
+
+        walk(self, ENV_PREFIX)
+        env[f"{ENV_PREFIX}CONFIG"] = os.devnull
+        return env
 
     @property
     def internal_token_file(self) -> Path:

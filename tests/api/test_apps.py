@@ -45,7 +45,9 @@ def test_apps_are_addressable_by_id_or_name(client: TestClient, alice: User) -> 
     assert client.get("/apps/shop", headers=alice.headers).json()["id"] == app["id"]
 
 
-def test_strangers_cannot_see_that_an_app_exists(client: TestClient, alice: User, bob: User) -> None:
+def test_strangers_cannot_see_that_an_app_exists(
+    client: TestClient, alice: User, bob: User
+) -> None:
     client.post("/apps", json={"name": "shop"}, headers=alice.headers)
     response = client.get("/apps/shop", headers=bob.headers)
     assert response.status_code == 404
@@ -60,7 +62,9 @@ def test_rename_and_maintenance(client: TestClient, alice: User) -> None:
     assert renamed.json()["web_url"] == "http://store.dockyard.localhost/"
     domains = client.get("/apps/store/domains", headers=alice.headers).json()
     assert [d["hostname"] for d in domains] == ["store.dockyard.localhost"]
-    assert client.patch("/apps/store", json={"maintenance": True}, headers=alice.headers).json()["maintenance"]
+    assert client.patch("/apps/store", json={"maintenance": True}, headers=alice.headers).json()[
+        "maintenance"
+    ]
 
 
 def test_delete_returns_the_app_and_then_it_is_gone(client: TestClient, alice: User) -> None:

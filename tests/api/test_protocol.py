@@ -37,10 +37,14 @@ def test_releases_page_newest_first(client: TestClient, alice: User) -> None:
     client.post("/apps", json={"name": "shop"}, headers=alice.headers)
     for i in range(3):
         client.patch("/apps/shop/config-vars", json={"K": str(i)}, headers=alice.headers)
-    page = client.get("/apps/shop/releases", headers={**alice.headers, "Range": "version ..; max=2, order=desc"})
+    page = client.get(
+        "/apps/shop/releases", headers={**alice.headers, "Range": "version ..; max=2, order=desc"}
+    )
     assert page.status_code == 206
     assert [r["version"] for r in page.json()] == [4, 3]
-    rest = client.get("/apps/shop/releases", headers={**alice.headers, "Range": page.headers["Next-Range"]})
+    rest = client.get(
+        "/apps/shop/releases", headers={**alice.headers, "Range": page.headers["Next-Range"]}
+    )
     assert [r["version"] for r in rest.json()] == [2, 1]
 
 
@@ -56,7 +60,10 @@ def test_rate_limit_counts_down_and_answers_429(
     limiter = client.app.state.dockyard.limiter  # type: ignore[attr-defined]
     limiter.capacity = 3
     limiter.rate = 3 / 3600
-    remaining = [int(client.get("/account", headers=alice.headers).headers["RateLimit-Remaining"]) for _ in range(2)]
+    remaining = [
+        int(client.get("/account", headers=alice.headers).headers["RateLimit-Remaining"])
+        for _ in range(2)
+    ]
     assert remaining[1] == remaining[0] - 1
     for _ in range(3):
         last = client.get("/account", headers=alice.headers)
@@ -69,8 +76,15 @@ def test_rate_limit_counts_down_and_answers_429(
 
 def test_request_ids_are_echoed_when_valid(client: TestClient, alice: User) -> None:
     mine = "abcdefghij0123456789-+/="
-    assert client.get("/account", headers={**alice.headers, "X-Request-Id": mine}).headers["Request-Id"] == mine
-    generated = client.get("/account", headers={**alice.headers, "X-Request-Id": "short"}).headers["Request-Id"]
+    assert (
+        client.get("/account", headers={**alice.headers, "X-Request-Id": mine}).headers[
+            "Request-Id"
+        ]
+        == mine
+    )
+    generated = client.get("/account", headers={**alice.headers, "X-Request-Id": "short"}).headers[
+        "Request-Id"
+    ]
     assert generated != "short" and len(generated) == 36
 
 

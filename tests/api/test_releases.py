@@ -10,35 +10,63 @@ from dockyard.domain.dataplane import DynoReport
 from tests.api.conftest import User, internal_headers
 
 
-def deploy_slug(platform: Platform, app_name: str, process_types: dict[str, str], digest: str = "a" * 64) -> str:
+def deploy_slug(
+    platform: Platform, app_name: str, process_types: dict[str, str], digest: str = "a" * 64
+) -> str:
     """Release a slug record directly (the git push path has its own tests)."""
     with platform.store.transaction() as tx:
         app = tx.get_app(app_name)
-        slug = tx.create_slug(app.id, digest=digest, size=10, process_types=process_types, commit="abc1234def",
-                              stack="heroku-24")
-        append_release(tx, app, slug_id=slug.id, config=tx.get_config(app.id), description="Deploy abc1234d",
-                       user=None)
+        slug = tx.create_slug(
+            app.id,
+            digest=digest,
+            size=10,
+            process_types=process_types,
+            commit="abc1234def",
+            stack="heroku-24",
+        )
+        append_release(
+            tx,
+            app,
+            slug_id=slug.id,
+            config=tx.get_config(app.id),
+            description="Deploy abc1234d",
+            user=None,
+        )
     return slug.id
 
 
 def test_a_new_app_has_release_v1(client: TestClient, alice: User) -> None:
     client.post("/apps", json={"name": "shop"}, headers=alice.headers)
     (release,) = client.get("/apps/shop/releases", headers=alice.headers).json()
-    assert (release["version"], release["description"], release["current"]) == (1, "Initial release", True)
+    assert (release["version"], release["description"], release["current"]) == (
+        1,
+        "Initial release",
+        True,
+    )
     assert release["user"]["email"] == alice.email
 
 
 def test_config_changes_make_releases_and_null_unsets(client: TestClient, alice: User) -> None:
     client.post("/apps", json={"name": "shop"}, headers=alice.headers)
-    assert client.patch("/apps/shop/config-vars", json={"A": "1", "B": "2"}, headers=alice.headers).json() == {
-        "A": "1", "B": "2",
+    assert client.patch(
+        "/apps/shop/config-vars", json={"A": "1", "B": "2"}, headers=alice.headers
+    ).json() == {
+        "A": "1",
+        "B": "2",
     }
-    assert client.patch("/apps/shop/config-vars", json={"A": None}, headers=alice.headers).json() == {"B": "2"}
+    assert client.patch(
+        "/apps/shop/config-vars", json={"A": None}, headers=alice.headers
+    ).json() == {"B": "2"}
     releases = client.get("/apps/shop/releases", headers=alice.headers).json()
     assert [r["description"] for r in releases] == [
-        "Initial release", "Set A, B config vars", "Remove A config var",
+        "Initial release",
+        "Set A, B config vars",
+        "Remove A config var",
     ]
-    assert client.get("/apps/shop/releases/2/config-vars", headers=alice.headers).json() == {"A": "1", "B": "2"}
+    assert client.get("/apps/shop/releases/2/config-vars", headers=alice.headers).json() == {
+        "A": "1",
+        "B": "2",
+    }
 
 
 def test_bad_config_changes_nothing(client: TestClient, alice: User) -> None:
@@ -51,7 +79,9 @@ def test_bad_config_changes_nothing(client: TestClient, alice: User) -> None:
     assert len(client.get("/apps/shop/releases", headers=alice.headers).json()) == 1
 
 
-def test_config_values_never_reach_the_log(client: TestClient, alice: User, platform: Platform) -> None:
+def test_config_values_never_reach_the_log(
+    client: TestClient, alice: User, platform: Platform
+) -> None:
     app = client.post("/apps", json={"name": "shop"}, headers=alice.headers).json()
     client.patch("/apps/shop/config-vars", json={"SECRET": "hunter2-value"}, headers=alice.headers)
     text = "\n".join(line.format() for line in platform.logs.tail(app["id"], 100))
@@ -80,15 +110,23 @@ def test_formation_appears_with_the_first_slug_and_scales(
     client.post("/apps", json={"name": "shop"}, headers=alice.headers)
     assert client.get("/apps/shop/formation", headers=alice.headers).json() == []
     deploy_slug(platform, "shop", {"web": "serve $PORT", "worker": "work"})
-    formation = {f["type"]: f for f in client.get("/apps/shop/formation", headers=alice.headers).json()}
+    formation = {
+        f["type"]: f for f in client.get("/apps/shop/formation", headers=alice.headers).json()
+    }
     assert (formation["web"]["quantity"], formation["worker"]["quantity"]) == (1, 0)
     assert formation["web"]["command"] == "serve $PORT"
     assert formation["web"]["size"] == "Standard-1X"
-    batch = {"updates": [{"type": "web", "quantity": 2}, {"type": "worker", "quantity": 1, "size": "standard-2x"}]}
+    batch = {
+        "updates": [
+            {"type": "web", "quantity": 2},
+            {"type": "worker", "quantity": 1, "size": "standard-2x"},
+        ]
+    }
     updated = client.patch("/apps/shop/formation", json=batch, headers=alice.headers)
     assert updated.status_code == 200
     assert {f["type"]: (f["quantity"], f["size"]) for f in updated.json()} == {
-        "web": (2, "Standard-1X"), "worker": (1, "Standard-2X"),
+        "web": (2, "Standard-1X"),
+        "worker": (1, "Standard-2X"),
     }
     one = client.patch("/apps/shop/formation/web", json={"quantity": 3}, headers=alice.headers)
     assert one.json()["quantity"] == 3
@@ -99,14 +137,20 @@ def test_scaling_an_unknown_type_or_too_far_changes_nothing(
 ) -> None:
     client.post("/apps", json={"name": "shop"}, headers=alice.headers)
     deploy_slug(platform, "shop", {"web": "serve"})
-    bad = client.patch("/apps/shop/formation", json={"updates": [{"type": "web", "quantity": 2},
-                                                                 {"type": "clock", "quantity": 1}]},
-                       headers=alice.headers)
+    bad = client.patch(
+        "/apps/shop/formation",
+        json={"updates": [{"type": "web", "quantity": 2}, {"type": "clock", "quantity": 1}]},
+        headers=alice.headers,
+    )
     assert bad.status_code == 404
     assert "clock" in bad.json()["message"]
-    too_many = client.patch("/apps/shop/formation/web", json={"quantity": 101}, headers=alice.headers)
+    too_many = client.patch(
+        "/apps/shop/formation/web", json={"quantity": 101}, headers=alice.headers
+    )
     assert too_many.status_code == 422
-    bad_size = client.patch("/apps/shop/formation/web", json={"size": "giant"}, headers=alice.headers)
+    bad_size = client.patch(
+        "/apps/shop/formation/web", json={"size": "giant"}, headers=alice.headers
+    )
     assert bad_size.status_code == 422
     assert client.get("/apps/shop/formation/web", headers=alice.headers).json()["quantity"] == 1
 
@@ -122,16 +166,34 @@ def test_the_data_plane_sees_desired_dynos_and_routes(
     desired = client.get("/internal/v1/hosts/h1/desired-dynos", headers=internal_headers())
     dynos = desired.json()["dynos"]
     assert [(d["process_type"], d["index"], d["env"]) for d in dynos] == [
-        ("web", 1, {"GREETING": "hi"}), ("web", 2, {"GREETING": "hi"}),
+        ("web", 1, {"GREETING": "hi"}),
+        ("web", 2, {"GREETING": "hi"}),
     ]
-    unchanged = client.get("/internal/v1/hosts/h1/desired-dynos",
-                           headers={**internal_headers(), "If-None-Match": desired.headers["ETag"]})
+    unchanged = client.get(
+        "/internal/v1/hosts/h1/desired-dynos",
+        headers={**internal_headers(), "If-None-Match": desired.headers["ETag"]},
+    )
     assert unchanged.status_code == 304
-    report = DynoReport(id="d1", app_id=app["id"], name="web.1", process_type="web", release_version=3,
-                        state="up", command="serve $PORT", size="standard-1x",
-                        started_at="2026-01-01T00:00:00+00:00", address="127.0.0.1:4001")
-    assert client.put("/internal/v1/hosts/h1/dynos", json={"dynos": [report.to_json()]},
-                      headers=internal_headers()).status_code == 200
+    report = DynoReport(
+        id="d1",
+        app_id=app["id"],
+        name="web.1",
+        process_type="web",
+        release_version=3,
+        state="up",
+        command="serve $PORT",
+        size="standard-1x",
+        started_at="2026-01-01T00:00:00+00:00",
+        address="127.0.0.1:4001",
+    )
+    assert (
+        client.put(
+            "/internal/v1/hosts/h1/dynos",
+            json={"dynos": [report.to_json()]},
+            headers=internal_headers(),
+        ).status_code
+        == 200
+    )
     (route,) = client.get("/internal/v1/routes", headers=internal_headers()).json()["routes"]
     assert route["hostnames"] == ["shop.dockyard.localhost"]
     assert route["backends"] == ["127.0.0.1:4001"]
@@ -148,7 +210,9 @@ def test_restarts_change_the_generation_of_the_right_dynos(
     client.patch("/apps/shop/formation/web", json={"quantity": 2}, headers=alice.headers)
 
     def generations() -> list[str]:
-        dynos = client.get("/internal/v1/hosts/h/desired-dynos", headers=internal_headers()).json()["dynos"]
+        dynos = client.get("/internal/v1/hosts/h/desired-dynos", headers=internal_headers()).json()[
+            "dynos"
+        ]
         return [d["generation"] for d in dynos]
 
     before = generations()
@@ -163,16 +227,33 @@ def test_restarts_change_the_generation_of_the_right_dynos(
 
 def test_domains_add_list_remove(client: TestClient, alice: User) -> None:
     client.post("/apps", json={"name": "shop"}, headers=alice.headers)
-    added = client.post("/apps/shop/domains", json={"hostname": "WWW.Example.com", "sni_endpoint": None},
-                        headers=alice.headers)
+    added = client.post(
+        "/apps/shop/domains",
+        json={"hostname": "WWW.Example.com", "sni_endpoint": None},
+        headers=alice.headers,
+    )
     assert added.status_code == 201
     assert (added.json()["hostname"], added.json()["kind"]) == ("www.example.com", "custom")
     assert added.json()["cname"] == "shop.dockyard.localhost"
-    assert client.post("/apps/shop/domains", json={"hostname": "x.dockyard.localhost"},
-                       headers=alice.headers).status_code == 422
-    assert client.delete("/apps/shop/domains/shop.dockyard.localhost", headers=alice.headers).status_code == 422
-    assert client.delete("/apps/shop/domains/www.example.com", headers=alice.headers).status_code == 200
-    assert [d["kind"] for d in client.get("/apps/shop/domains", headers=alice.headers).json()] == ["heroku"]
+    assert (
+        client.post(
+            "/apps/shop/domains", json={"hostname": "x.dockyard.localhost"}, headers=alice.headers
+        ).status_code
+        == 422
+    )
+    assert (
+        client.delete(
+            "/apps/shop/domains/shop.dockyard.localhost", headers=alice.headers
+        ).status_code
+        == 422
+    )
+    assert (
+        client.delete("/apps/shop/domains/www.example.com", headers=alice.headers).status_code
+        == 200
+    )
+    assert [d["kind"] for d in client.get("/apps/shop/domains", headers=alice.headers).json()] == [
+        "heroku"
+    ]
 
 
 def test_ssh_keys_add_list_remove(client: TestClient, alice: User) -> None:
@@ -184,16 +265,26 @@ def test_ssh_keys_add_list_remove(client: TestClient, alice: User) -> None:
     added = client.post("/account/keys", json={"public_key": key}, headers=alice.headers)
     assert added.status_code == 201
     assert added.json()["fingerprint"].startswith("SHA256:")
-    assert client.post("/account/keys", json={"public_key": "ssh-dss AAAA"}, headers=alice.headers).status_code == 422
+    assert (
+        client.post(
+            "/account/keys", json={"public_key": "ssh-dss AAAA"}, headers=alice.headers
+        ).status_code
+        == 422
+    )
     assert len(client.get("/account/keys", headers=alice.headers).json()) == 1
-    assert client.delete(f"/account/keys/{added.json()['id']}", headers=alice.headers).status_code == 200
+    assert (
+        client.delete(f"/account/keys/{added.json()['id']}", headers=alice.headers).status_code
+        == 200
+    )
     assert client.get("/account/keys", headers=alice.headers).json() == []
 
 
 def test_log_sessions_stream_once(client: TestClient, alice: User) -> None:
     client.post("/apps", json={"name": "shop"}, headers=alice.headers)
     client.patch("/apps/shop/config-vars", json={"A": "1"}, headers=alice.headers)
-    session = client.post("/apps/shop/log-sessions", json={"lines": 10, "source": "heroku"}, headers=alice.headers)
+    session = client.post(
+        "/apps/shop/log-sessions", json={"lines": 10, "source": "heroku"}, headers=alice.headers
+    )
     assert session.status_code == 201
     path = session.json()["logplex_url"].split("5000", 1)[1]
     text = client.get(path).text

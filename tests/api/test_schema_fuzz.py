@@ -20,8 +20,14 @@ def _operations(platform: Platform) -> tuple[Any, str]:
     user = create_user(platform, "fuzz@example.com")
     app = create_dockyard_app(platform, user.account, "fuzz-app")
     with platform.store.transaction() as tx:
-        slug = tx.create_slug(app.id, digest="b" * 64, size=1, process_types={"web": "serve"}, commit=None,
-                              stack="heroku-24")
+        slug = tx.create_slug(
+            app.id,
+            digest="b" * 64,
+            size=1,
+            process_types={"web": "serve"},
+            commit=None,
+            stack="heroku-24",
+        )
         append_release(tx, app, slug_id=slug.id, config={}, description="Deploy", user=user.account)
     asgi = create_app(platform, internal_token=INTERNAL_TOKEN)
     return schemathesis.openapi.from_asgi("/openapi.json", asgi), user.api_key
@@ -38,15 +44,22 @@ def test_no_operation_answers_a_server_error(platform: Platform) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy(), aim_at_real_app=st.booleans())
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(
+            max_examples=12,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def check(case: Any, aim_at_real_app: bool) -> None:
             if aim_at_real_app and "app" in (case.path_parameters or {}):
                 case.path_parameters["app"] = "fuzz-app"
             response = case.call(headers=headers)
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
-                                f"{response.text[:200]}")
+                failures.append(
+                    f"{case.method} {case.formatted_path} -> {response.status_code}: "
+                    f"{response.text[:200]}"
+                )
 
         check()
     assert failures == []

@@ -15,7 +15,11 @@ def _blob(*fields: bytes) -> str:
 
 def _rsa(bits: int) -> str:
     modulus = (1 << (bits - 1)) | 1
-    return "ssh-rsa " + _blob(b"ssh-rsa", b"\x01\x00\x01", modulus.to_bytes(bits // 8, "big")) + " me@host"
+    return (
+        "ssh-rsa "
+        + _blob(b"ssh-rsa", b"\x01\x00\x01", modulus.to_bytes(bits // 8, "big"))
+        + " me@host"
+    )
 
 
 def test_ed25519_keys_get_an_openssh_sha256_fingerprint() -> None:
@@ -35,7 +39,9 @@ def test_dsa_is_refused_with_the_reason() -> None:
         parse_public_key("ssh-dss " + _blob(b"ssh-dss", b"x"))
 
 
-@pytest.mark.parametrize("text", ["", "hello", "ssh-ed25519 !!!notbase64", "ssh-ed25519 " + _blob(b"ssh-rsa")])
+@pytest.mark.parametrize(
+    "text", ["", "hello", "ssh-ed25519 !!!notbase64", "ssh-ed25519 " + _blob(b"ssh-rsa")]
+)
 def test_garbage_is_refused(text: str) -> None:
     with pytest.raises(InvalidError):
         parse_public_key(text)

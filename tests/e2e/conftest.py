@@ -36,27 +36,48 @@ class Dockyard:
     log_path: Path
     keys: dict[str, str] = field(default_factory=dict)
 
-    def cli(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, cwd: Path | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [str(VENV_BIN / "dockyard"), *args], cwd=cwd, env=self.env, capture_output=True, text=True,
-            timeout=120, check=False,
+            [str(VENV_BIN / "dockyard"), *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"dockyard {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n"
-                                 f"{result.stderr}\n--- platform log ---\n{self.platform_log()}")
+            raise AssertionError(
+                f"dockyard {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n"
+                f"{result.stderr}\n--- platform log ---\n{self.platform_log()}"
+            )
         return result
 
     def git(self, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["git", *args], cwd=cwd, env=self.env, capture_output=True, text=True,
-                                timeout=300, check=False)
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"git {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}\n"
-                                 f"--- platform log ---\n{self.platform_log()}")
+            raise AssertionError(
+                f"git {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}\n"
+                f"--- platform log ---\n{self.platform_log()}"
+            )
         return result
 
     def get(self, app: str, path: str = "/") -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.router_port}{path}",
-                         headers={"Host": f"{app}.dockyard.localhost"}, timeout=10)
+        return httpx.get(
+            f"http://127.0.0.1:{self.router_port}{path}",
+            headers={"Host": f"{app}.dockyard.localhost"},
+            timeout=10,
+        )
 
     def wait_for(self, app: str, expected_text: str, *, timeout: float = 90.0) -> httpx.Response:
         """Poll the app through the router until a 200 response contains ``expected_text``."""
@@ -71,11 +92,16 @@ class Dockyard:
             except httpx.HTTPError as exc:
                 last = repr(exc)
             time.sleep(0.3)
-        raise AssertionError(f"{app} never served {expected_text!r}; last: {last}\n"
-                             f"--- platform log ---\n{self.platform_log()}")
+        raise AssertionError(
+            f"{app} never served {expected_text!r}; last: {last}\n"
+            f"--- platform log ---\n{self.platform_log()}"
+        )
 
     def api(self, method: str, path: str, key: str, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {key}", "Accept": "application/vnd.heroku+json; version=3"}
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Accept": "application/vnd.heroku+json; version=3",
+        }
         return httpx.request(method, self.api_url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def platform_log(self) -> str:
@@ -98,15 +124,23 @@ def dockyard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyard]:
         "DOCKYARD_API_URL": f"http://localhost:{api_port}",
         "DOCKYARD_AGENT_STOP_TIMEOUT": "5",
         "GIT_TERMINAL_PROMPT": "0",
-        "GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
-        "GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.com",
+        "GIT_AUTHOR_NAME": "Dev",
+        "GIT_AUTHOR_EMAIL": "dev@example.com",
+        "GIT_COMMITTER_NAME": "Dev",
+        "GIT_COMMITTER_EMAIL": "dev@example.com",
     }
     env.pop("DOCKYARD_TEST_DATABASE_URL", None)
     log_path = base / "platform.log"
     with log_path.open("wb") as log:
         # The README's start command, exactly as a newcomer runs it.
-        process = subprocess.Popen(["make", "up"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            ["make", "up"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     platform = Dockyard(env, f"http://localhost:{api_port}", router_port, home, process, log_path)
     deadline = time.monotonic() + 180
     while True:

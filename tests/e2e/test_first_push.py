@@ -13,7 +13,7 @@ from tests.e2e.conftest import Dockyard
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-SERVER = '''\
+SERVER = """\
 import http.server, os
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -26,7 +26,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         print(f"served {self.path}", flush=True)
 
 http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+"""
 
 
 def _commit(dockyard: Dockyard, repo: Path, message: str) -> None:
@@ -61,8 +61,10 @@ def test_push_builds_releases_and_serves(dockyard: Dockyard, app: tuple[str, Pat
     assert dockyard.wait_for(name, "greeting=none").status_code == 200
 
 
-def test_config_set_makes_a_release_whose_dynos_see_the_var(dockyard: Dockyard, app: tuple[str, Path, str]) -> None:
-    name, repo, _ = app
+def test_config_set_makes_a_release_whose_dynos_see_the_var(
+    dockyard: Dockyard, app: tuple[str, Path, str]
+) -> None:
+    name, _, _ = app
     dockyard.cli("config:set", "GREETING=hello", "-a", name)
     dockyard.wait_for(name, "greeting=hello")
     releases = dockyard.cli("releases", "-a", name, "--json").stdout
@@ -85,7 +87,9 @@ def test_scaling_web_runs_two_dynos(dockyard: Dockyard, app: tuple[str, Path, st
     assert served_by == {"web.1", "web.2"}
 
 
-def test_rollback_restores_the_previous_release(dockyard: Dockyard, app: tuple[str, Path, str]) -> None:
+def test_rollback_restores_the_previous_release(
+    dockyard: Dockyard, app: tuple[str, Path, str]
+) -> None:
     name, _, _ = app
     dockyard.cli("releases:rollback", "v2", "-a", name)
     dockyard.wait_for(name, "greeting=none")

@@ -9,7 +9,6 @@ from pathlib import Path
 from dockyard._util import proc
 from dockyard.control.context import Platform
 from dockyard.git.hooks import ACCOUNT_ID_VAR, APP_ID_VAR, parse_ref_lines, pre_receive
-from dockyard.git.http import settings_env
 from dockyard.settings import load_settings
 
 ZERO = "0" * 40
@@ -33,7 +32,7 @@ def test_a_push_that_did_not_come_through_dockyard_is_refused(tmp_path: Path) ->
 
 
 def test_an_unknown_app_fails_the_push(platform: Platform, tmp_path: Path) -> None:
-    environ = settings_env(platform.settings)
+    environ = platform.settings.to_env()
     environ[APP_ID_VAR] = "0b7c6a2e-8d55-4f4e-9a39-1d3c1c1f9a10"
     environ[ACCOUNT_ID_VAR] = "9b7c6a2e-8d55-4f4e-9a39-1d3c1c1f9a10"
     stdout = io.StringIO()
@@ -47,7 +46,7 @@ def test_an_unknown_app_fails_the_push(platform: Platform, tmp_path: Path) -> No
 
 
 def test_settings_travel_to_the_hook_through_the_environment(platform: Platform) -> None:
-    assert load_settings(settings_env(platform.settings)) == platform.settings
+    assert load_settings(platform.settings.to_env()) == platform.settings
 
 
 def test_the_module_explains_its_usage() -> None:

@@ -3,7 +3,6 @@ pre-receive hook, the build pipeline, the slug store and the release."""
 
 from __future__ import annotations
 
-import base64
 import gzip
 import os
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 from dockyard._util import proc
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.context import Platform
-from dockyard.git.http import basic_password, pkt_line
+from dockyard.git.http import pkt_line
 from dockyard.store.records import App
 from tests.conftest import make_settings
 from tests.git.conftest import GitServer, WorkTree, make_app, serve
@@ -247,17 +246,6 @@ def test_a_push_over_the_size_limit_is_refused(tmp_path: Path, worktree: WorkTre
         assert [v for v, _, _ in _releases(small, app)] == [1]
     finally:
         small.close()
-
-
-def test_basic_password_takes_the_password_or_a_lone_user_name() -> None:
-    def header(text: str) -> str:
-        return "Basic " + base64.b64encode(text.encode()).decode()
-
-    assert basic_password(header("anything:dky_key")) == "dky_key"
-    assert basic_password(header("dky_key:")) == "dky_key"
-    assert basic_password("Bearer dky_key") is None
-    assert basic_password("Basic !!!") is None
-    assert basic_password(None) is None
 
 
 def test_hook_output_reaches_the_pusher_while_the_push_is_still_running(

@@ -8,6 +8,8 @@ from datetime import UTC
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from dockyard.errors import ConflictError, NotFoundError
 from dockyard.store import SqlStore
@@ -65,7 +67,9 @@ def test_release_versions_count_up_per_app(store: SqlStore) -> None:
         other = tx.create_app("other-app", owner_id, "heroku-24")
     with store.transaction() as tx:
         versions = [
-            tx.create_release(app_id, slug_id=None, config={}, description="x", user_id=owner_id).version
+            tx.create_release(
+                app_id, slug_id=None, config={}, description="x", user_id=owner_id
+            ).version
             for _ in range(3)
         ]
         other_version = tx.create_release(
@@ -83,8 +87,10 @@ def test_concurrent_deploys_never_produce_the_same_version(store: SqlStore) -> N
         try:
             for _ in range(5):
                 with store.transaction() as tx:
-                    tx.create_release(app_id, slug_id=None, config={}, description="d", user_id=owner_id)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                    tx.create_release(
+                        app_id, slug_id=None, config={}, description="d", user_id=owner_id
+                    )
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=deploy) for _ in range(4)]
@@ -102,20 +108,24 @@ def test_the_version_constraint_is_enforced_by_the_database(store: SqlStore) -> 
     owner_id, app_id = _owner_and_app(store)
     with store.transaction() as tx:
         tx.create_release(app_id, slug_id=None, config={}, description="d", user_id=owner_id)
-    from sqlalchemy.exc import IntegrityError
 
     with pytest.raises(IntegrityError), store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO releases (id, app_id, version, config, description, status, created_at, "
-            "updated_at) VALUES ('dup', '" + app_id + "', 1, '{}', 'd', 'succeeded', "
-            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        conn.execute(
+            text(
+                "INSERT INTO releases (id, app_id, version, config, description, status, created_at, "
+                "updated_at) VALUES ('dup', :app_id, 1, '{}', 'd', 'succeeded', CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"
+            ),
+            {"app_id": app_id},
         )
 
 
 def test_current_release_is_the_newest_that_succeeded(store: SqlStore) -> None:
     owner_id, app_id = _owner_and_app(store)
     with store.transaction() as tx:
-        tx.create_release(app_id, slug_id=None, config={"A": "1"}, description="a", user_id=owner_id)
+        tx.create_release(
+            app_id, slug_id=None, config={"A": "1"}, description="a", user_id=owner_id
+        )
         tx.create_release(
             app_id, slug_id=None, config={}, description="b", user_id=owner_id, status="failed"
         )
@@ -171,8 +181,14 @@ def test_collaborators_see_shared_apps(store: SqlStore) -> None:
 def test_deleting_an_app_removes_what_it_owns(store: SqlStore) -> None:
     owner_id, app_id = _owner_and_app(store)
     with store.transaction() as tx:
-        slug = tx.create_slug(app_id, digest="a" * 64, size=1, process_types={"web": "x"}, commit=None,
-                              stack="heroku-24")
+        slug = tx.create_slug(
+            app_id,
+            digest="a" * 64,
+            size=1,
+            process_types={"web": "x"},
+            commit=None,
+            stack="heroku-24",
+        )
         tx.create_release(app_id, slug_id=slug.id, config={}, description="d", user_id=owner_id)
         tx.add_domain(app_id, "my-app.example.net", "heroku")
         tx.replace_config(app_id, {"A": "1"})

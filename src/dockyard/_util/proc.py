@@ -7,6 +7,7 @@ never see ``OSError`` or ``CalledProcessError``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,7 +50,7 @@ def _tail(data: bytes, limit: int = 2000) -> str:
 def run(
     argv: Argv,
     *,
-    input: bytes | None = None,  # noqa: A002 - mirrors subprocess.run
+    input: bytes | None = None,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
@@ -83,10 +84,8 @@ def run(
 
 def kill_group(pid: int, sig: signal.Signals) -> None:
     """Send a signal to a process group, ignoring a group that is already gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def stream(
@@ -113,7 +112,8 @@ def stream(
         )
     except FileNotFoundError as exc:
         raise _missing(args, exc) from exc
-    assert proc.stdout is not None
+    if proc.stdout is None:  # pragma: no cover - stdout=PIPE always gives a pipe
+        raise CommandError(f"{args[0]}: no output pipe")
     deadline = None if timeout is None else time.monotonic() + timeout
     timed_out = False
     import selectors

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -45,10 +44,10 @@ from dockyard.agent.tail import OutputTail
 from dockyard.client.dataplane import DataPlaneClient, Versioned
 from dockyard.client.http import AsyncApiClient
 from dockyard.domain.dataplane import DesiredDyno, DynoReport
-from dockyard.errors import DockyardError, InvalidError
+from dockyard.errors import DockyardError
 from dockyard.logs.line import make_lines
 from dockyard.logs.store import FileLogStore
-from dockyard.runtime.base import RUNTIME_BACKENDS, DynoSpec, RunningDyno, Runtime
+from dockyard.runtime.base import DynoSpec, RunningDyno, Runtime, load_runtime
 from dockyard.settings import Settings
 from dockyard.types import AppId, DynoName, DynoState, ProcessType, ReleaseVersion
 
@@ -434,20 +433,6 @@ def _write_json(path: Path, data: object) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
-
-
-def load_runtime(settings: Settings) -> Runtime:
-    """The runtime named by ``agent.runtime``, from the ``RUNTIME_BACKENDS`` table."""
-    target = RUNTIME_BACKENDS.get(settings.agent.runtime)
-    if target is None:
-        raise InvalidError(
-            f"unknown runtime {settings.agent.runtime!r}: set agent.runtime to one of "
-            f"{', '.join(sorted(RUNTIME_BACKENDS))}",
-            field="agent.runtime",
-        )
-    module_name, _, class_name = target.partition(":")
-    runtime: Runtime = getattr(importlib.import_module(module_name), class_name)(settings)
-    return runtime
 
 
 def main(settings: Settings) -> None:

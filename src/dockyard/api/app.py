@@ -33,8 +33,18 @@ from dockyard.control.logsessions import LogSessions
 from dockyard.errors import DockyardError
 
 ROUTERS = (
-    account, apps, builds, collaborators, config_vars, domains, dyno_sizes, dynos, formation, internal,
-    log_sessions, releases,
+    account,
+    apps,
+    builds,
+    collaborators,
+    config_vars,
+    domains,
+    dyno_sizes,
+    dynos,
+    formation,
+    internal,
+    log_sessions,
+    releases,
 )
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
 from fastapi import Request
 
+from dockyard.auth.credentials import api_key_from_authorization
 from dockyard.auth.ratelimit import RateLimiter
 from dockyard.auth.tokens import same_token
 from dockyard.control.accounts import authenticate
@@ -35,18 +34,7 @@ def platform(request: Request) -> Platform:
 
 
 def bearer_token(request: Request) -> str | None:
-    """The key from ``Authorization: Bearer <key>``, or the password of HTTP Basic (``~/.netrc`` style)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return decoded.partition(":")[2] or None
-    return None
+    return api_key_from_authorization(request.headers.get("authorization"))
 
 
 def current_account(request: Request) -> Account:

@@ -30,7 +30,9 @@ ERROR_TABLE: tuple[tuple[type[DockyardError], int, str], ...] = (
 )
 
 
-def error_response(status: int, error_id: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, error_id: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"id": error_id, "message": message}, status_code=status, headers=headers)
 
 
@@ -42,7 +44,8 @@ def status_for(error: DockyardError) -> tuple[int, str]:
 
 
 async def handle_dockyard_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DockyardError)
+    if not isinstance(exc, DockyardError):
+        return await handle_unexpected(request, exc)
     status, error_id = status_for(exc)
     headers = {}
     if isinstance(exc, RateLimitedError):
@@ -54,7 +57,8 @@ async def handle_dockyard_error(request: Request, exc: Exception) -> JSONRespons
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):
+        return await handle_unexpected(request, exc)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "bad_request", "The request body is not valid JSON.")
@@ -66,18 +70,27 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
 
 
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):
+        return await handle_unexpected(request, exc)
     if exc.status_code == 404:
-        return error_response(404, "not_found", "The requested API endpoint was not found. Are you using "
-                              "the right HTTP verb (i.e. GET vs. POST), and did you specify your intended "
-                              "version with the Accept header?")
+        return error_response(
+            404,
+            "not_found",
+            "The requested API endpoint was not found. Are you using "
+            "the right HTTP verb (i.e. GET vs. POST), and did you specify your intended "
+            "version with the Accept header?",
+        )
     if exc.status_code == 405:
-        return error_response(405, "method_not_allowed", "This endpoint does not support that HTTP method.")
+        return error_response(
+            405, "method_not_allowed", "This endpoint does not support that HTTP method."
+        )
     return error_response(exc.status_code, "bad_request", str(exc.detail))
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     import logging
 
-    logging.getLogger("dockyard.api").exception("unhandled error on %s %s", request.method, request.url.path)
+    logging.getLogger("dockyard.api").exception(
+        "unhandled error on %s %s", request.method, request.url.path
+    )
     return error_response(500, "internal_server_error", "Internal server error.")

@@ -50,8 +50,10 @@ class HerokuHeadersMiddleware:
             nonlocal buffering
             if message["type"] == "http.response.start":
                 content_type = dict(message.get("headers", ())).get(b"content-type", b"")
-                buffering = is_get and message["status"] in (200, 206) and content_type.startswith(
-                    b"application/json"
+                buffering = (
+                    is_get
+                    and message["status"] in (200, 206)
+                    and content_type.startswith(b"application/json")
                 )
                 message = dict(message)
                 message["headers"] = list(message.get("headers", ())) + extra_headers()
@@ -69,11 +71,15 @@ class HerokuHeadersMiddleware:
                 headers = [(k, v) for k, v in start["headers"] if k != b"etag"]
                 headers.append((b"etag", etag.encode()))
                 if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
-                    headers = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
+                    headers = [
+                        (k, v) for k, v in headers if k not in (b"content-length", b"content-type")
+                    ]
                     await send({"type": "http.response.start", "status": 304, "headers": headers})
                     await send({"type": "http.response.body", "body": b""})
                     return
-                await send({"type": "http.response.start", "status": start["status"], "headers": headers})
+                await send(
+                    {"type": "http.response.start", "status": start["status"], "headers": headers}
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
             await send(message)

@@ -38,11 +38,15 @@ def parse_range(header: str | None, allowed: Sequence[str]) -> RangeSpec:
         return default
     match = _RANGE.match(header)
     if match is None:
-        raise InvalidError(f"Range header {header!r} is not of the form \"id ..; max=10\"", field="Range")
+        raise InvalidError(
+            f'Range header {header!r} is not of the form "id ..; max=10"', field="Range"
+        )
     field = match["field"]
     if field not in allowed:
-        raise InvalidError(f"Range field {field!r} is not supported here; use one of {', '.join(allowed)}",
-                           field="Range")
+        raise InvalidError(
+            f"Range field {field!r} is not supported here; use one of {', '.join(allowed)}",
+            field="Range",
+        )
     size, descending = DEFAULT_MAX, False
     for option in (match["opts"] or "").replace(";", ",").split(","):
         key, _, value = option.strip().partition("=")
@@ -56,8 +60,14 @@ def parse_range(header: str | None, allowed: Sequence[str]) -> RangeSpec:
             if value not in ("asc", "desc"):
                 raise InvalidError("Range order must be asc or desc", field="Range")
             descending = value == "desc"
-    return RangeSpec(field, match["start"].strip(), bool(match["exclusive"]), match["end"].strip(), size,
-                     descending)
+    return RangeSpec(
+        field,
+        match["start"].strip(),
+        bool(match["exclusive"]),
+        match["end"].strip(),
+        size,
+        descending,
+    )
 
 
 def _key(value: Any) -> tuple[int, Any]:
@@ -87,8 +97,13 @@ def paginate(items: Sequence[dict[str, Any]], spec: RangeSpec) -> Page:
     if spec.end and ordered:
         end = _key(_coerce(spec.end, ordered[0].get(spec.field)))
         ordered = [
-            item for item in ordered
-            if (_key(item.get(spec.field)) >= end if spec.descending else _key(item.get(spec.field)) <= end)
+            item
+            for item in ordered
+            if (
+                _key(item.get(spec.field)) >= end
+                if spec.descending
+                else _key(item.get(spec.field)) <= end
+            )
         ]
     page = ordered[: spec.max]
     if len(ordered) <= spec.max:
@@ -98,7 +113,9 @@ def paginate(items: Sequence[dict[str, Any]], spec: RangeSpec) -> Page:
     return Page(page, f"{spec.field} ]{last}..; max={spec.max}{order}")
 
 
-def list_response(range_header: str | None, items: Sequence[dict[str, Any]], fields: Sequence[str]) -> Any:
+def list_response(
+    range_header: str | None, items: Sequence[dict[str, Any]], fields: Sequence[str]
+) -> Any:
     """A JSON list response: 200 when complete, 206 with ``Next-Range`` when truncated."""
     from fastapi.responses import JSONResponse
 

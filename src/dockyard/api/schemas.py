@@ -39,7 +39,9 @@ def stable_id(name: str) -> str:
 
 def display_size(size: str) -> str:
     """``standard-2x`` → ``Standard-2X``, as Heroku shows sizes."""
-    return "-".join(part.upper() if part[:1].isdigit() else part.capitalize() for part in size.split("-"))
+    return "-".join(
+        part.upper() if part[:1].isdigit() else part.capitalize() for part in size.split("-")
+    )
 
 
 def app_ref(app: App) -> JSON:

@@ -12,7 +12,9 @@ AppAction = Literal["read", "deploy", "operate", "manage", "delete"]
 OWNER_ONLY: frozenset[AppAction] = frozenset({"delete"})
 
 
-def check_app_access(account: Account, app: App, *, is_collaborator: bool, action: AppAction) -> None:
+def check_app_access(
+    account: Account, app: App, *, is_collaborator: bool, action: AppAction
+) -> None:
     """Raise unless ``account`` may perform ``action`` on ``app``.
 
     Someone with no relation to the app gets ``NotFoundError``, so app names cannot be probed."""

@@ -26,10 +26,14 @@ class DataPlaneClient:
     def __init__(self, api: AsyncApiClient) -> None:
         self.api = api
 
-    async def desired_dynos(self, host: str, etag: str | None = None) -> Versioned[list[DesiredDyno]] | None:
+    async def desired_dynos(
+        self, host: str, etag: str | None = None
+    ) -> Versioned[list[DesiredDyno]] | None:
         """The dynos this host should run, or None when unchanged since ``etag``."""
         headers = {"If-None-Match": etag} if etag else None
-        response = await self.api.request("GET", f"/internal/v1/hosts/{host}/desired-dynos", headers=headers)
+        response = await self.api.request(
+            "GET", f"/internal/v1/hosts/{host}/desired-dynos", headers=headers
+        )
         if response.status_code == 304:
             return None
         dynos = [DesiredDyno.from_json(d) for d in response.json()["dynos"]]

@@ -47,14 +47,18 @@ def error_from_response(response: httpx.Response) -> DockyardError:
         return AccessDeniedError(message)
     if error_id == "rate_limit" or response.status_code == 429:
         retry_after = response.headers.get("Retry-After", "60")
-        return RateLimitedError(message, retry_after=int(retry_after) if retry_after.isdigit() else 60)
+        return RateLimitedError(
+            message, retry_after=int(retry_after) if retry_after.isdigit() else 60
+        )
     if response.status_code == 503:
         return UnavailableError(message)
     return ApiError(message, error_id=error_id, status=response.status_code)
 
 
 def _unreachable(base_url: str, exc: httpx.HTTPError) -> UnavailableError:
-    return UnavailableError(f"cannot reach the Dockyard API at {base_url}: {exc or type(exc).__name__}")
+    return UnavailableError(
+        f"cannot reach the Dockyard API at {base_url}: {exc or type(exc).__name__}"
+    )
 
 
 def _headers(token: str | None, extra: dict[str, str] | None) -> dict[str, str]:
@@ -113,7 +117,9 @@ class ApiClient:
         own origin; a session URL elsewhere carries its own one-time secret."""
         token = self._token if self._same_origin(url) else None
         try:
-            with self._client.stream(method, url, headers=_headers(token, None), timeout=None) as resp:
+            with self._client.stream(
+                method, url, headers=_headers(token, None), timeout=None
+            ) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise error_from_response(resp)

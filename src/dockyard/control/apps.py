@@ -16,7 +16,11 @@ _NAME_ATTEMPTS = 20
 
 
 def create_app(
-    platform: Platform, account: Account, name: str | None = None, *, rng: random.Random | None = None
+    platform: Platform,
+    account: Account,
+    name: str | None = None,
+    *,
+    rng: random.Random | None = None,
 ) -> App:
     """Create an app with release v1 ("Initial release") and its default domain."""
     if name is not None:
@@ -68,7 +72,9 @@ def update_app(
         if name is not None and name != old_name:
             tx.rename_default_domain(app.id, default_hostname(name, platform.settings.domain))
     if name is not None and name != old_name:
-        platform.log(app.id, "heroku", "api", f"Rename from {old_name} to {name} by {account.email}")
+        platform.log(
+            app.id, "heroku", "api", f"Rename from {old_name} to {name} by {account.email}"
+        )
     if maintenance is not None and maintenance != app.maintenance:
         state = "on" if maintenance else "off"
         platform.log(app.id, "heroku", "api", f"Maintenance mode {state} by {account.email}")
@@ -82,5 +88,6 @@ def delete_app(platform: Platform, account: Account, app_ref: str) -> App:
         tx.delete_app(app.id)
     shutil.rmtree(platform.settings.repos_dir / f"{app.id}.git", ignore_errors=True)
     shutil.rmtree(platform.settings.cache_dir / app.id, ignore_errors=True)
+    (platform.settings.build_dir / "locks" / f"{app.id}.lock").unlink(missing_ok=True)
     platform.logs.delete(app.id)
     return app

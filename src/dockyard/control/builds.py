@@ -13,7 +13,9 @@ def list_builds(platform: Platform, account: Account, app_ref: str) -> tuple[App
         return app, tx.list_builds(app.id)
 
 
-def get_build(platform: Platform, account: Account, app_ref: str, build_id: str) -> tuple[App, Build]:
+def get_build(
+    platform: Platform, account: Account, app_ref: str, build_id: str
+) -> tuple[App, Build]:
     with platform.store.read() as tx:
         app = app_for(tx, account, app_ref)
         return app, tx.get_build(app.id, build_id)

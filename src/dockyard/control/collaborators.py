@@ -8,7 +8,9 @@ from dockyard.errors import ConflictError, NotFoundError
 from dockyard.store.records import Account, App, Collaborator
 
 
-def list_collaborators(platform: Platform, account: Account, app_ref: str) -> tuple[App, list[Collaborator]]:
+def list_collaborators(
+    platform: Platform, account: Account, app_ref: str
+) -> tuple[App, list[Collaborator]]:
     with platform.store.read() as tx:
         app = app_for(tx, account, app_ref)
         return app, tx.list_collaborators(app.id)
@@ -21,12 +23,16 @@ def _find(collaborators: list[Collaborator], ref: str) -> Collaborator:
     raise NotFoundError(f"Couldn't find that collaborator: {ref}")
 
 
-def get_collaborator(platform: Platform, account: Account, app_ref: str, ref: str) -> tuple[App, Collaborator]:
+def get_collaborator(
+    platform: Platform, account: Account, app_ref: str, ref: str
+) -> tuple[App, Collaborator]:
     app, collaborators = list_collaborators(platform, account, app_ref)
     return app, _find(collaborators, ref)
 
 
-def add_collaborator(platform: Platform, account: Account, app_ref: str, user: str) -> tuple[App, Collaborator]:
+def add_collaborator(
+    platform: Platform, account: Account, app_ref: str, user: str
+) -> tuple[App, Collaborator]:
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "manage")
         invitee = tx.find_account(user)
@@ -37,10 +43,14 @@ def add_collaborator(platform: Platform, account: Account, app_ref: str, user: s
     return app, collaborator
 
 
-def remove_collaborator(platform: Platform, account: Account, app_ref: str, ref: str) -> tuple[App, Collaborator]:
+def remove_collaborator(
+    platform: Platform, account: Account, app_ref: str, ref: str
+) -> tuple[App, Collaborator]:
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "manage")
         collaborator = _find(tx.list_collaborators(app.id), ref)
         tx.remove_collaborator(collaborator.id)
-    platform.log(app.id, "heroku", "api", f"Remove {collaborator.email} as collaborator by {account.email}")
+    platform.log(
+        app.id, "heroku", "api", f"Remove {collaborator.email} as collaborator by {account.email}"
+    )
     return app, collaborator

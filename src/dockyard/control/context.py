@@ -25,7 +25,9 @@ class Platform:
     clock: Clock
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Platform:
+    def open(
+        cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True
+    ) -> Platform:
         """Create the data directory layout, migrate the database, and return the handles."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         for directory in (settings.secrets_dir,):

@@ -15,13 +15,17 @@ def list_domains(platform: Platform, account: Account, app_ref: str) -> tuple[Ap
         return app, tx.list_domains(app.id)
 
 
-def get_domain(platform: Platform, account: Account, app_ref: str, domain_ref: str) -> tuple[App, Domain]:
+def get_domain(
+    platform: Platform, account: Account, app_ref: str, domain_ref: str
+) -> tuple[App, Domain]:
     with platform.store.read() as tx:
         app = app_for(tx, account, app_ref)
         return app, tx.get_domain(app.id, domain_ref)
 
 
-def add_domain(platform: Platform, account: Account, app_ref: str, hostname: str) -> tuple[App, Domain]:
+def add_domain(
+    platform: Platform, account: Account, app_ref: str, hostname: str
+) -> tuple[App, Domain]:
     host = normalize_hostname(hostname)
     if is_platform_hostname(host, platform.settings.domain):
         raise InvalidError(
@@ -36,13 +40,17 @@ def add_domain(platform: Platform, account: Account, app_ref: str, hostname: str
     return app, domain
 
 
-def remove_domain(platform: Platform, account: Account, app_ref: str, domain_ref: str) -> tuple[App, Domain]:
+def remove_domain(
+    platform: Platform, account: Account, app_ref: str, domain_ref: str
+) -> tuple[App, Domain]:
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "manage")
         domain = tx.get_domain(app.id, domain_ref)
         if domain.kind == "heroku":
-            raise InvalidError(f"{domain.hostname} is the app's default domain and cannot be removed",
-                               field="hostname")
+            raise InvalidError(
+                f"{domain.hostname} is the app's default domain and cannot be removed",
+                field="hostname",
+            )
         tx.delete_domain(domain.id)
     platform.log(app.id, "heroku", "api", f"Remove {domain.hostname} domain by {account.email}")
     return app, domain

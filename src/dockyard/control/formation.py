@@ -39,13 +39,17 @@ def formation_commands(tx: Tx, app: App) -> dict[str, str]:
     return dict(tx.get_slug(release.slug_id).process_types)
 
 
-def list_formation(platform: Platform, account: Account, app_ref: str) -> tuple[App, list[FormationEntry], dict[str, str]]:
+def list_formation(
+    platform: Platform, account: Account, app_ref: str
+) -> tuple[App, list[FormationEntry], dict[str, str]]:
     with platform.store.read() as tx:
         app = app_for(tx, account, app_ref)
         return app, tx.list_formation(app.id), formation_commands(tx, app)
 
 
-def get_formation(platform: Platform, account: Account, app_ref: str, ptype: str) -> tuple[App, FormationEntry, str]:
+def get_formation(
+    platform: Platform, account: Account, app_ref: str, ptype: str
+) -> tuple[App, FormationEntry, str]:
     with platform.store.read() as tx:
         app = app_for(tx, account, app_ref)
         return app, tx.get_formation(app.id, ptype), _command(tx, app, ptype)
@@ -67,14 +71,14 @@ def update_formation(
     ]
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "operate")
-        current = {f.type: f for f in tx.list_formation(app.id)}
+        current: dict[str, FormationEntry] = {f.type: f for f in tx.list_formation(app.id)}
         for update in checked:
             if update.type not in current:
                 raise NotFoundError(
                     f"Couldn't find that process type ({update.type}). Check the Procfile of the "
                     "current release for the types it declares."
                 )
-        quantities = {t: f.quantity for t, f in current.items()}
+        quantities: dict[str, int] = {t: f.quantity for t, f in current.items()}
         quantities.update({u.type: u.quantity for u in checked if u.quantity is not None})
         check_total(quantities)
         changed = [
@@ -87,7 +91,9 @@ def update_formation(
 
 
 def _display_size(size: str) -> str:
-    return "-".join(part.capitalize() if not part[:1].isdigit() else part.upper() for part in size.split("-"))
+    return "-".join(
+        part.capitalize() if not part[:1].isdigit() else part.upper() for part in size.split("-")
+    )
 
 
 def list_dynos(platform: Platform, account: Account, app_ref: str) -> tuple[App, list[Dyno]]:

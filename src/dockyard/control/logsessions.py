@@ -33,7 +33,9 @@ class LogQuery:
         if self.dyno is None:
             return True
         # "web" matches web.1, web.2…; "web.1" matches only itself.
-        return line.dyno == self.dyno or ("." not in self.dyno and line.dyno.startswith(self.dyno + "."))
+        return line.dyno == self.dyno or (
+            "." not in self.dyno and line.dyno.startswith(self.dyno + ".")
+        )
 
 
 class LogSessions:

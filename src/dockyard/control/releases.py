@@ -25,7 +25,10 @@ def append_release(
     """Append a release inside ``tx`` and give every process type of its slug a formation entry
     (``web`` starts at one dyno, other types at zero, as on Heroku). The caller logs it after commit."""
     release = tx.create_release(
-        app.id, slug_id=slug_id, config=config, description=description,
+        app.id,
+        slug_id=slug_id,
+        config=config,
+        description=description,
         user_id=None if user is None else user.id,
     )
     if slug_id is not None:
@@ -59,9 +62,13 @@ def rollback(platform: Platform, account: Account, app_ref: str, release_ref: st
         app = app_for(tx, account, app_ref, "deploy")
         target = tx.get_release(app.id, release_ref)
         if target.status != "succeeded":
-            raise InvalidError(f"Release v{target.version} did not succeed and cannot be rolled back to")
-        if target.slug_id is None and tx.current_release(app.id) is not None and any(
-            r.slug_id for r in tx.list_releases(app.id)
+            raise InvalidError(
+                f"Release v{target.version} did not succeed and cannot be rolled back to"
+            )
+        if (
+            target.slug_id is None
+            and tx.current_release(app.id) is not None
+            and any(r.slug_id for r in tx.list_releases(app.id))
         ):
             raise InvalidError(
                 f"Release v{target.version} has no slug (nothing was deployed then); roll back to a "
@@ -69,8 +76,12 @@ def rollback(platform: Platform, account: Account, app_ref: str, release_ref: st
             )
         tx.replace_config(app.id, target.config)
         release = append_release(
-            tx, app, slug_id=target.slug_id, config=target.config,
-            description=rollback_description(target.version), user=account,
+            tx,
+            app,
+            slug_id=target.slug_id,
+            config=target.config,
+            description=rollback_description(target.version),
+            user=account,
         )
     platform.log(app.id, "heroku", "api", f"Rollback to v{target.version} by {account.email}")
     log_release(platform, app, release, account)
@@ -92,7 +103,10 @@ def release_slug(
         if slug is None or slug.app_id != app.id:
             raise NotFoundError(f"Couldn't find that slug: {slug_id}")
         release = append_release(
-            tx, app, slug_id=slug.id, config=tx.get_config(app.id),
+            tx,
+            app,
+            slug_id=slug.id,
+            config=tx.get_config(app.id),
             description=description or f"Deploy {slug.commit[:8] if slug.commit else slug.id[:8]}",
             user=account,
         )

@@ -45,8 +45,10 @@ def apply_changes(current: Mapping[str, str], changes: Mapping[str, str | None])
         if not isinstance(value, str):
             raise ConfigVarError(f"Config var {key} must be a string or null", field=key)
         if "\x00" in value:
-            raise ConfigVarError(f"Config var {key} contains a NUL character, which cannot be passed "
-                                 "to a process", field=key)
+            raise ConfigVarError(
+                f"Config var {key} contains a NUL character, which cannot be passed to a process",
+                field=key,
+            )
         updated[key] = value
     size = config_size(updated)
     if size > MAX_CONFIG_BYTES:

@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
-from dockyard.types import AppId, AppName, DynoName, DynoState, ProcessType, ReleaseVersion, SlugDigest
+from dockyard.types import (
+    AppId,
+    AppName,
+    DynoName,
+    DynoState,
+    ProcessType,
+    ReleaseVersion,
+    SlugDigest,
+)
 
 
 @dataclass(frozen=True)

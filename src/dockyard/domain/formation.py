@@ -41,7 +41,8 @@ def validate_size(size: str) -> str:
     name = size.lower()
     if name not in DYNO_SIZES:
         raise InvalidError(
-            f"Dyno size {size!r} does not exist — choose one of {', '.join(DYNO_SIZES)}", field="size"
+            f"Dyno size {size!r} does not exist — choose one of {', '.join(DYNO_SIZES)}",
+            field="size",
         )
     return name
 
@@ -49,7 +50,8 @@ def validate_size(size: str) -> str:
 def validate_process_type(ptype: str) -> ProcessType:
     if not FORMATION_TYPE_PATTERN.fullmatch(ptype):
         raise InvalidError(
-            f"Process type {ptype!r} is invalid — use letters, digits, dashes and underscores", field="type"
+            f"Process type {ptype!r} is invalid — use letters, digits, dashes and underscores",
+            field="type",
         )
     return ProcessType(ptype)
 

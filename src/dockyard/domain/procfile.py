@@ -32,28 +32,28 @@ def parse_procfile(data: bytes) -> dict[ProcessType, str]:
         match = _LINE.match(line)
         if match is None:
             raise ProcfileError(
-                f"Procfile line {line_no}: {_quote(line)} is not \"<type>: <command>\" — "
-                "e.g. \"web: python3 -m http.server $PORT\""
+                f'Procfile line {line_no}: {_quote(line)} is not "<type>: <command>" — '
+                'e.g. "web: python3 -m http.server $PORT"'
             )
         ptype, command = match["type"], match["command"].strip()
         if not PROCESS_TYPE_PATTERN.fullmatch(ptype):
             raise ProcfileError(
                 f"Procfile line {line_no}: process type {ptype!r} is invalid — use letters, digits, "
-                "dashes and underscores (e.g. \"web\", \"worker\")"
+                'dashes and underscores (e.g. "web", "worker")'
             )
         if not command:
             raise ProcfileError(
-                f"Procfile line {line_no}: \"{ptype}\" has no command — add one, "
-                "e.g. \"web: gunicorn app:app\""
+                f'Procfile line {line_no}: "{ptype}" has no command — add one, '
+                'e.g. "web: gunicorn app:app"'
             )
         if ptype in processes:
             raise ProcfileError(
-                f"Procfile line {line_no}: process type \"{ptype}\" is defined twice — keep one line per type"
+                f'Procfile line {line_no}: process type "{ptype}" is defined twice — keep one line per type'
             )
         processes[ProcessType(ptype)] = command
     if not processes:
         raise ProcfileError(
-            "Procfile defines no process types — add a line such as \"web: python3 -m http.server $PORT\""
+            'Procfile defines no process types — add a line such as "web: python3 -m http.server $PORT"'
         )
     return processes
 

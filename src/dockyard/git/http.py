@@ -10,17 +10,14 @@ Heroku and ``~/.netrc``. The real ``git upload-pack`` / ``git receive-pack`` run
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import dataclasses
 import os
 import tempfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Literal
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,6 +25,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from dockyard._util import proc
+from dockyard.auth.credentials import api_key_from_authorization
 from dockyard.control.access import app_for
 from dockyard.control.accounts import authenticate
 from dockyard.control.context import Platform
@@ -40,7 +38,6 @@ from dockyard.errors import (
 )
 from dockyard.git.hooks import ACCOUNT_ID_VAR, APP_ID_VAR
 from dockyard.git.repos import GitRepos
-from dockyard.settings import ENV_PREFIX, Settings
 from dockyard.store.records import Account, App
 
 Service = Literal["git-upload-pack", "git-receive-pack"]
@@ -58,46 +55,9 @@ _CHUNK = 64 * 1024
 _SPOOL_IN_MEMORY = 8 << 20
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``DOCKYARD_*`` variables that make ``load_settings`` in a child process return
-    ``settings``."""
-    env: dict[str, str] = {}
-
-    def walk(obj: Any, prefix: str) -> None:
-        for field in dataclasses.fields(obj):
-            value = getattr(obj, field.name)
-            name = f"{prefix}{field.name.upper()}"
-            if dataclasses.is_dataclass(value):
-                walk(value, name + "_")
-            elif isinstance(value, bool):
-                env[name] = "true" if value else "false"
-            else:
-                env[name] = str(value)
-
-    walk(settings, ENV_PREFIX)
-    env[f"{ENV_PREFIX}CONFIG"] = os.devnull  # every value is above; no file may override them
-    return env
-
-
 def pkt_line(text: str) -> bytes:
     data = text.encode("utf-8")
     return f"{len(data) + 4:04x}".encode() + data
-
-
-def basic_password(header: str | None) -> str | None:
-    """The password of an ``Authorization: Basic`` header (the user name when the password is
-    empty)."""
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, _, password = decoded.partition(":")
-    return password or user or None
 
 
 @dataclass(frozen=True)
@@ -129,7 +89,7 @@ class GitHttp:
         return _Push(account, app, self.repos.ensure(app.id))
 
     async def _authorize(self, request: Request, service: str) -> _Push | Response:
-        token = basic_password(request.headers.get("authorization"))
+        token = api_key_from_authorization(request.headers.get("authorization"))
         try:
             return await run_in_threadpool(
                 self._authorize_sync, token, request.path_params["app"], service
@@ -145,7 +105,7 @@ class GitHttp:
 
     def _env(self, push: _Push) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update(settings_env(self.platform.settings))
+        env.update(self.platform.settings.to_env())
         env[APP_ID_VAR] = push.app.id
         env[ACCOUNT_ID_VAR] = push.account.id
         return env

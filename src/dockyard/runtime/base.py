@@ -6,11 +6,15 @@ reports facts. Dynos outlive the agent: a restarted agent calls ``list()`` and a
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
+
+from dockyard.errors import InvalidError
+from dockyard.settings import Settings
 
 ProcessState = Literal["running", "exited"]
 
@@ -78,3 +82,17 @@ RUNTIME_BACKENDS: dict[str, str] = {
     "process": "dockyard.runtime.process:ProcessRuntime",
 }
 """Backends by name, as ``module:Class``; nothing is discovered by scanning packages."""
+
+
+def load_runtime(settings: Settings) -> Runtime:
+    """The runtime named by ``agent.runtime``, from the ``RUNTIME_BACKENDS`` table."""
+    target = RUNTIME_BACKENDS.get(settings.agent.runtime)
+    if target is None:
+        raise InvalidError(
+            f"unknown runtime {settings.agent.runtime!r}: set agent.runtime to one of "
+            f"{', '.join(sorted(RUNTIME_BACKENDS))}",
+            field="agent.runtime",
+        )
+    module_name, _, class_name = target.partition(":")
+    runtime: Runtime = getattr(importlib.import_module(module_name), class_name)(settings)
+    return runtime

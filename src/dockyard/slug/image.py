@@ -25,9 +25,20 @@ def make_image(source_dir: Path, image: Path) -> None:
     try:
         proc.run(
             [
-                "mksquashfs", source_dir, image,
-                "-noappend", "-quiet", "-no-progress", "-all-root", "-no-xattrs",
-                "-comp", "gzip", "-mkfs-time", "0", "-all-time", "0",
+                "mksquashfs",
+                source_dir,
+                image,
+                "-noappend",
+                "-quiet",
+                "-no-progress",
+                "-all-root",
+                "-no-xattrs",
+                "-comp",
+                "gzip",
+                "-mkfs-time",
+                "0",
+                "-all-time",
+                "0",
             ]
         )
     except CommandError as exc:

@@ -145,7 +145,9 @@ class Tx:
 
     def create_account(self, email: str, name: str = "") -> r.Account:
         now = self._now()
-        row = AccountRow(id=_new_id(), email=email.lower(), name=name, created_at=now, updated_at=now)
+        row = AccountRow(
+            id=_new_id(), email=email.lower(), name=name, created_at=now, updated_at=now
+        )
         self.session.add(row)
         self._flush_unique(f"An account with email {email} already exists")
         return _account(row)
@@ -164,7 +166,9 @@ class Tx:
         return _account(row)
 
     def list_accounts(self) -> list[r.Account]:
-        return [_account(x) for x in self.session.scalars(select(AccountRow).order_by(AccountRow.email))]
+        return [
+            _account(x) for x in self.session.scalars(select(AccountRow).order_by(AccountRow.email))
+        ]
 
     def add_api_key(self, account_id: str, token_hash: str, description: str = "") -> r.ApiKey:
         row = ApiKeyRow(
@@ -195,7 +199,9 @@ class Tx:
 
     def touch_api_key(self, token_hash: str) -> None:
         self.session.execute(
-            update(ApiKeyRow).where(ApiKeyRow.token_hash == token_hash).values(last_used_at=self._now())
+            update(ApiKeyRow)
+            .where(ApiKeyRow.token_hash == token_hash)
+            .values(last_used_at=self._now())
         )
 
     # -- apps -----------------------------------------------------------------------------------------
@@ -208,9 +214,7 @@ class Tx:
         return row
 
     def _app(self, row: AppRow) -> r.App:
-        owner = self.session.get(AccountRow, row.owner_id)
-        assert owner is not None
-        return _app(row, owner.email)
+        return _app(row, self._email(row.owner_id) or "")
 
     def create_app(self, name: str, owner_id: str, stack: str) -> r.App:
         now = self._now()
@@ -268,7 +272,14 @@ class Tx:
     def delete_app(self, app_id: str) -> None:
         row = self._app_row(app_id)
         for table in (
-            DynoRow, FormationRow, DomainRow, CollaboratorRow, ConfigVarRow, BuildRow, ReleaseRow, SlugRow,
+            DynoRow,
+            FormationRow,
+            DomainRow,
+            CollaboratorRow,
+            ConfigVarRow,
+            BuildRow,
+            ReleaseRow,
+            SlugRow,
         ):
             self.session.execute(delete(table).where(table.app_id == row.id))
         self.session.delete(row)
@@ -320,7 +331,9 @@ class Tx:
     def slug_digests_in_use(self) -> set[str]:
         return set(self.session.scalars(select(SlugRow.digest).distinct()))
 
-    def create_build(self, app_id: str, *, user_id: str | None, source_version: str | None) -> r.Build:
+    def create_build(
+        self, app_id: str, *, user_id: str | None, source_version: str | None
+    ) -> r.Build:
         now = self._now()
         row = BuildRow(
             id=_new_id(),
@@ -365,7 +378,9 @@ class Tx:
 
     def list_builds(self, app_id: str) -> list[r.Build]:
         rows = self.session.scalars(
-            select(BuildRow).where(BuildRow.app_id == app_id).order_by(BuildRow.created_at, BuildRow.id)
+            select(BuildRow)
+            .where(BuildRow.app_id == app_id)
+            .order_by(BuildRow.created_at, BuildRow.id)
         )
         return [self._build(row) for row in rows]
 
@@ -493,7 +508,9 @@ class Tx:
             select(FormationRow).where(FormationRow.app_id == app_id, FormationRow.type == ptype)
         ).first()
 
-    def ensure_formation(self, app_id: str, ptype: str, *, quantity: int, size: str) -> r.FormationEntry:
+    def ensure_formation(
+        self, app_id: str, ptype: str, *, quantity: int, size: str
+    ) -> r.FormationEntry:
         """Create the entry with these values if the type has none yet; leave an existing one alone."""
         row = self._formation_row(app_id, ptype)
         if row is None:
@@ -575,7 +592,12 @@ class Tx:
     def add_domain(self, app_id: str, hostname: str, kind: DomainKind) -> r.Domain:
         now = self._now()
         row = DomainRow(
-            id=_new_id(), app_id=app_id, hostname=hostname, kind=kind, created_at=now, updated_at=now
+            id=_new_id(),
+            app_id=app_id,
+            hostname=hostname,
+            kind=kind,
+            created_at=now,
+            updated_at=now,
         )
         self.session.add(row)
         self._flush_unique(f"Domain {hostname} is already in use by an app")
@@ -619,7 +641,9 @@ class Tx:
 
     def list_collaborators(self, app_id: str) -> list[r.Collaborator]:
         rows = self.session.scalars(
-            select(CollaboratorRow).where(CollaboratorRow.app_id == app_id).order_by(CollaboratorRow.created_at)
+            select(CollaboratorRow)
+            .where(CollaboratorRow.app_id == app_id)
+            .order_by(CollaboratorRow.created_at)
         )
         return [self._collaborator(row) for row in rows]
 
@@ -644,7 +668,9 @@ class Tx:
 
     # -- SSH keys -------------------------------------------------------------------------------------
 
-    def add_ssh_key(self, account_id: str, public_key: str, fingerprint: str, comment: str) -> r.SshKey:
+    def add_ssh_key(
+        self, account_id: str, public_key: str, fingerprint: str, comment: str
+    ) -> r.SshKey:
         now = self._now()
         row = SshKeyRow(
             id=_new_id(),
@@ -661,7 +687,9 @@ class Tx:
 
     def list_ssh_keys(self, account_id: str) -> list[r.SshKey]:
         rows = self.session.scalars(
-            select(SshKeyRow).where(SshKeyRow.account_id == account_id).order_by(SshKeyRow.created_at)
+            select(SshKeyRow)
+            .where(SshKeyRow.account_id == account_id)
+            .order_by(SshKeyRow.created_at)
         )
         return [_ssh_key(row) for row in rows]
 
@@ -672,24 +700,43 @@ class Tx:
 # -- row → record ---------------------------------------------------------------------------------------
 
 
+_BUILD_STATUSES: dict[str, BuildStatus] = {
+    "pending": "pending",
+    "succeeded": "succeeded",
+    "failed": "failed",
+}
+_RELEASE_STATUSES: dict[str, ReleaseStatus] = {
+    "pending": "pending",
+    "succeeded": "succeeded",
+    "failed": "failed",
+}
+_DYNO_STATES: dict[str, DynoState] = {
+    "starting": "starting",
+    "up": "up",
+    "crashed": "crashed",
+    "down": "down",
+    "idle": "idle",
+}
+
+
 def _build_status(value: str) -> BuildStatus:
-    assert value in ("pending", "succeeded", "failed")
-    return value  # type: ignore[return-value]
+    return _BUILD_STATUSES[value]
 
 
 def _release_status(value: str) -> ReleaseStatus:
-    assert value in ("pending", "succeeded", "failed")
-    return value  # type: ignore[return-value]
+    return _RELEASE_STATUSES[value]
 
 
 def _dyno_state(value: str) -> DynoState:
-    assert value in ("starting", "up", "crashed", "down", "idle")
-    return value  # type: ignore[return-value]
+    return _DYNO_STATES[value]
 
 
 def _account(row: AccountRow) -> r.Account:
     return r.Account(
-        id=AccountId(row.id), email=row.email, name=row.name, created_at=row.created_at,
+        id=AccountId(row.id),
+        email=row.email,
+        name=row.name,
+        created_at=row.created_at,
         updated_at=row.updated_at,
     )
 
@@ -756,8 +803,12 @@ def _dyno(row: DynoRow) -> r.Dyno:
 def _domain(row: DomainRow) -> r.Domain:
     kind: DomainKind = "heroku" if row.kind == "heroku" else "custom"
     return r.Domain(
-        id=row.id, app_id=AppId(row.app_id), hostname=row.hostname, kind=kind,
-        created_at=row.created_at, updated_at=row.updated_at,
+        id=row.id,
+        app_id=AppId(row.app_id),
+        hostname=row.hostname,
+        kind=kind,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 

@@ -31,8 +31,8 @@ def self_info(account: AccountDep) -> JSON:
 
 @router.get("/account/rate-limits")
 def rate_limits(request: Request) -> JSON:
-    from dockyard.control.accounts import authenticate
     from dockyard.api.deps import bearer_token
+    from dockyard.control.accounts import authenticate
 
     api_state = state(request)
     account = authenticate(api_state.platform, bearer_token(request))
@@ -41,7 +41,9 @@ def rate_limits(request: Request) -> JSON:
 
 @router.get("/account/keys")
 def list_keys(
-    account: AccountDep, plat: PlatformDep, range_: Annotated[str | None, Header(alias="Range")] = None
+    account: AccountDep,
+    plat: PlatformDep,
+    range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Any:
     items = [key_json(account, k) for k in keys.list_keys(plat, account)]
     return list_response(range_, items, ("id", "fingerprint"))
@@ -49,7 +51,9 @@ def list_keys(
 
 @router.post("/account/keys", status_code=201)
 def add_key(body: KeyCreate, account: AccountDep, plat: PlatformDep) -> JSONResponse:
-    return JSONResponse(key_json(account, keys.add_key(plat, account, body.public_key)), status_code=201)
+    return JSONResponse(
+        key_json(account, keys.add_key(plat, account, body.public_key)), status_code=201
+    )
 
 
 @router.get("/account/keys/{key}")

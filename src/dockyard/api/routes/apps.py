@@ -28,12 +28,14 @@ def list_apps(account: AccountDep, plat: PlatformDep, range_: RangeHeader = None
 
 
 @router.post("/apps", status_code=201)
-def create_app(account: AccountDep, plat: PlatformDep, body: AppCreate | None = None) -> JSONResponse:
+def create_app(
+    account: AccountDep, plat: PlatformDep, body: AppCreate | None = None
+) -> JSONResponse:
     body = body or AppCreate()
     if body.stack not in (None, "", STACK):
         raise InvalidError(
-            f"Stack {body.stack!r} is not available; this platform offers {STACK}",
-                           field="stack")
+            f"Stack {body.stack!r} is not available; this platform offers {STACK}", field="stack"
+        )
     app = apps.create_app(plat, account, body.name or None)
     return JSONResponse(app_json(app, plat.settings), status_code=201)
 

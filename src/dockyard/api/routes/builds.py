@@ -20,7 +20,9 @@ PlatformDep = Annotated[Platform, Depends(platform)]
 
 @router.get("/apps/{app}/builds")
 def list_builds(
-    app: str, account: AccountDep, plat: PlatformDep,
+    app: str,
+    account: AccountDep,
+    plat: PlatformDep,
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Any:
     record, found = builds.list_builds(plat, account, app)

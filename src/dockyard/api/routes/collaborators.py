@@ -21,7 +21,9 @@ PlatformDep = Annotated[Platform, Depends(platform)]
 
 @router.get("/apps/{app}/collaborators")
 def list_collaborators(
-    app: str, account: AccountDep, plat: PlatformDep,
+    app: str,
+    account: AccountDep,
+    plat: PlatformDep,
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Any:
     record, found = collaborators.list_collaborators(plat, account, app)
@@ -43,6 +45,8 @@ def collaborator_info(app: str, collaborator: str, account: AccountDep, plat: Pl
 
 
 @router.delete("/apps/{app}/collaborators/{collaborator}")
-def remove_collaborator(app: str, collaborator: str, account: AccountDep, plat: PlatformDep) -> JSON:
+def remove_collaborator(
+    app: str, collaborator: str, account: AccountDep, plat: PlatformDep
+) -> JSON:
     record, removed = collaborators.remove_collaborator(plat, account, app, collaborator)
     return collaborator_json(record, removed)

@@ -23,11 +23,16 @@ def get_config(app: str, account: AccountDep, plat: PlatformDep) -> dict[str, st
 
 @router.patch("/apps/{app}/config-vars")
 def update_config(
-    app: str, changes: Annotated[dict[str, str | None], Body()], account: AccountDep, plat: PlatformDep
+    app: str,
+    changes: Annotated[dict[str, str | None], Body()],
+    account: AccountDep,
+    plat: PlatformDep,
 ) -> dict[str, str]:
     return config.update_config(plat, account, app, changes)
 
 
 @router.get("/apps/{app}/releases/{release}/config-vars")
-def release_config(app: str, release: str, account: AccountDep, plat: PlatformDep) -> dict[str, str]:
+def release_config(
+    app: str, release: str, account: AccountDep, plat: PlatformDep
+) -> dict[str, str]:
     return dict(releases.get_release(plat, account, app, release.removeprefix("v")).config)

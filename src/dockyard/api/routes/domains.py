@@ -21,15 +21,21 @@ PlatformDep = Annotated[Platform, Depends(platform)]
 
 @router.get("/apps/{app}/domains")
 def list_domains(
-    app: str, account: AccountDep, plat: PlatformDep,
+    app: str,
+    account: AccountDep,
+    plat: PlatformDep,
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Any:
     record, found = domains.list_domains(plat, account, app)
-    return list_response(range_, [domain_json(record, d, plat.settings) for d in found], ("id", "hostname"))
+    return list_response(
+        range_, [domain_json(record, d, plat.settings) for d in found], ("id", "hostname")
+    )
 
 
 @router.post("/apps/{app}/domains", status_code=201)
-def add_domain(app: str, body: DomainCreate, account: AccountDep, plat: PlatformDep) -> JSONResponse:
+def add_domain(
+    app: str, body: DomainCreate, account: AccountDep, plat: PlatformDep
+) -> JSONResponse:
     record, domain = domains.add_domain(plat, account, app, body.hostname)
     return JSONResponse(domain_json(record, domain, plat.settings), status_code=201)
 

@@ -21,7 +21,9 @@ PlatformDep = Annotated[Platform, Depends(platform)]
 
 @router.get("/apps/{app}/dynos")
 def list_dynos(
-    app: str, account: AccountDep, plat: PlatformDep,
+    app: str,
+    account: AccountDep,
+    plat: PlatformDep,
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Any:
     record, dynos = formation.list_dynos(plat, account, app)

@@ -21,7 +21,9 @@ PlatformDep = Annotated[Platform, Depends(platform)]
 
 @router.get("/apps/{app}/formation")
 def list_formation(
-    app: str, account: AccountDep, plat: PlatformDep,
+    app: str,
+    account: AccountDep,
+    plat: PlatformDep,
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Any:
     record, entries, commands = formation.list_formation(plat, account, app)
@@ -30,7 +32,9 @@ def list_formation(
 
 
 @router.patch("/apps/{app}/formation")
-def batch_update(app: str, body: FormationBatch, account: AccountDep, plat: PlatformDep) -> list[JSON]:
+def batch_update(
+    app: str, body: FormationBatch, account: AccountDep, plat: PlatformDep
+) -> list[JSON]:
     updates = [FormationUpdate(u.type, u.quantity, u.size) for u in body.updates]
     record, entries, commands = formation.update_formation(plat, account, app, updates)
     return [formation_json(record, e, commands.get(e.type, "")) for e in entries]

@@ -16,7 +16,9 @@ from dockyard.control.context import Platform
 from dockyard.domain.dataplane import DynoReport
 from dockyard.errors import InvalidError
 
-router = APIRouter(prefix="/internal/v1", include_in_schema=False, dependencies=[Depends(internal_caller)])
+router = APIRouter(
+    prefix="/internal/v1", include_in_schema=False, dependencies=[Depends(internal_caller)]
+)
 PlatformDep = Annotated[Platform, Depends(platform)]
 
 
@@ -25,7 +27,9 @@ def _versioned(request: Request, payload: dict[str, Any]) -> Response:
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
-    return Response(body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-store"})
+    return Response(
+        body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-store"}
+    )
 
 
 @router.get("/hosts/{host}/desired-dynos")
@@ -35,7 +39,9 @@ def desired_dynos(host: str, request: Request, plat: PlatformDep) -> Response:
 
 
 @router.put("/hosts/{host}/dynos")
-def report_dynos(host: str, plat: PlatformDep, payload: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+def report_dynos(
+    host: str, plat: PlatformDep, payload: Annotated[dict[str, Any], Body()]
+) -> JSONResponse:
     try:
         reports = [DynoReport.from_json(d) for d in payload.get("dynos", [])]
     except (KeyError, TypeError, ValueError) as exc:

@@ -28,7 +28,8 @@ def create_log_session(
     now = timestamp(api_state.platform.clock.now())
     url = f"{api_state.platform.settings.api_url}/log-sessions/{session_id}"
     return JSONResponse(
-        {"created_at": now, "id": session_id, "logplex_url": url, "updated_at": now}, status_code=201
+        {"created_at": now, "id": session_id, "logplex_url": url, "updated_at": now},
+        status_code=201,
     )
 
 

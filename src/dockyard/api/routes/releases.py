@@ -27,7 +27,9 @@ def _current_version(items: list[Any]) -> int | None:
 
 @router.get("/apps/{app}/releases")
 def list_releases(
-    app: str, account: AccountDep, plat: PlatformDep,
+    app: str,
+    account: AccountDep,
+    plat: PlatformDep,
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Any:
     record = apps.get_app(plat, account, app)
@@ -46,13 +48,18 @@ def release_info(app: str, release: str, account: AccountDep, plat: PlatformDep)
 
 
 @router.post("/apps/{app}/releases", status_code=201)
-def create_release(app: str, body: ReleaseCreate, account: AccountDep, plat: PlatformDep) -> JSONResponse:
+def create_release(
+    app: str, body: ReleaseCreate, account: AccountDep, plat: PlatformDep
+) -> JSONResponse:
     if body.release is not None:
         created = releases.rollback(plat, account, app, str(body.release).removeprefix("v"))
     elif body.slug is not None:
         created = releases.release_slug(plat, account, app, body.slug, body.description)
     else:
-        raise InvalidError('Give "slug" to release a slug or "release" to roll back to a release',
-                           field="slug")
+        raise InvalidError(
+            'Give "slug" to release a slug or "release" to roll back to a release', field="slug"
+        )
     record = apps.get_app(plat, account, app)
-    return JSONResponse(release_json(record, created, current_version=created.version), status_code=201)
+    return JSONResponse(
+        release_json(record, created, current_version=created.version), status_code=201
+    )
