@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from dockyard._util.clock import Clock, SystemClock
 from dockyard.errors import ConflictError, NotFoundError, UnavailableError
 from dockyard.store import records as r
+from dockyard.store import rows
 from dockyard.store.models import (
     AccountRow,
     ApiKeyRow,
@@ -37,15 +38,10 @@ from dockyard.store.models import (
 from dockyard.types import (
     AccountId,
     AppId,
-    AppName,
     BuildStatus,
     DomainKind,
-    DynoName,
-    DynoState,
-    ProcessType,
     ReleaseStatus,
     ReleaseVersion,
-    SlugDigest,
 )
 
 _RELEASE_VERSION_ATTEMPTS = 20
@@ -150,24 +146,25 @@ class Tx:
         )
         self.session.add(row)
         self._flush_unique(f"An account with email {email} already exists")
-        return _account(row)
+        return rows.account_record(row)
 
     def get_account(self, account_id: str) -> r.Account:
         row = self.session.get(AccountRow, account_id)
         if row is None:
             raise NotFoundError(f"Account {account_id} not found")
-        return _account(row)
+        return rows.account_record(row)
 
     def find_account(self, id_or_email: str) -> r.Account:
         column = AccountRow.id if _looks_like_uuid(id_or_email) else AccountRow.email
         row = self.session.scalars(select(AccountRow).where(column == id_or_email.lower())).first()
         if row is None:
             raise NotFoundError(f"Couldn't find that user: {id_or_email}")
-        return _account(row)
+        return rows.account_record(row)
 
     def list_accounts(self) -> list[r.Account]:
         return [
-            _account(x) for x in self.session.scalars(select(AccountRow).order_by(AccountRow.email))
+            rows.account_record(x)
+            for x in self.session.scalars(select(AccountRow).order_by(AccountRow.email))
         ]
 
     def add_api_key(self, account_id: str, token_hash: str, description: str = "") -> r.ApiKey:
@@ -195,7 +192,7 @@ class Tx:
             .join(ApiKeyRow, ApiKeyRow.account_id == AccountRow.id)
             .where(ApiKeyRow.token_hash == token_hash)
         ).first()
-        return None if row is None else _account(row[0])
+        return None if row is None else rows.account_record(row[0])
 
     def touch_api_key(self, token_hash: str) -> None:
         self.session.execute(
@@ -214,7 +211,7 @@ class Tx:
         return row
 
     def _app(self, row: AppRow) -> r.App:
-        return _app(row, self._email(row.owner_id) or "")
+        return rows.app_record(row, self._email(row.owner_id) or "")
 
     def create_app(self, name: str, owner_id: str, stack: str) -> r.App:
         now = self._now()
@@ -287,10 +284,10 @@ class Tx:
     # -- config vars ----------------------------------------------------------------------------------
 
     def get_config(self, app_id: str) -> dict[str, str]:
-        rows = self.session.scalars(
+        found = self.session.scalars(
             select(ConfigVarRow).where(ConfigVarRow.app_id == app_id).order_by(ConfigVarRow.key)
         )
-        return {row.key: row.value for row in rows}
+        return {row.key: row.value for row in found}
 
     def replace_config(self, app_id: str, config: Mapping[str, str]) -> None:
         self.session.execute(delete(ConfigVarRow).where(ConfigVarRow.app_id == app_id))
@@ -320,13 +317,13 @@ class Tx:
         )
         self.session.add(row)
         self.session.flush()
-        return _slug(row)
+        return rows.slug_record(row)
 
     def get_slug(self, slug_id: str) -> r.Slug:
         row = self.session.get(SlugRow, slug_id)
         if row is None:
             raise NotFoundError(f"Slug {slug_id} not found")
-        return _slug(row)
+        return rows.slug_record(row)
 
     def slug_digests_in_use(self) -> set[str]:
         return set(self.session.scalars(select(SlugRow.digest).distinct()))
@@ -377,12 +374,12 @@ class Tx:
         return self._build(row)
 
     def list_builds(self, app_id: str) -> list[r.Build]:
-        rows = self.session.scalars(
+        found = self.session.scalars(
             select(BuildRow)
             .where(BuildRow.app_id == app_id)
             .order_by(BuildRow.created_at, BuildRow.id)
         )
-        return [self._build(row) for row in rows]
+        return [self._build(row) for row in found]
 
     def _email(self, account_id: str | None) -> str | None:
         if account_id is None:
@@ -394,7 +391,7 @@ class Tx:
         return r.Build(
             id=row.id,
             app_id=AppId(row.app_id),
-            status=_build_status(row.status),
+            status=rows.build_status(row.status),
             source_version=row.source_version,
             user_id=None if row.user_id is None else AccountId(row.user_id),
             user_email=self._email(row.user_id),
@@ -446,10 +443,10 @@ class Tx:
         raise ConflictError("Another release is being created for this app right now; try again")
 
     def list_releases(self, app_id: str) -> list[r.Release]:
-        rows = self.session.scalars(
+        found = self.session.scalars(
             select(ReleaseRow).where(ReleaseRow.app_id == app_id).order_by(ReleaseRow.version)
         )
-        return [self._release(row) for row in rows]
+        return [self._release(row) for row in found]
 
     def get_release(self, app_id: str, id_or_version: str | int) -> r.Release:
         query = select(ReleaseRow).where(ReleaseRow.app_id == app_id)
@@ -482,7 +479,7 @@ class Tx:
             slug_id=row.slug_id,
             config=dict(row.config),
             description=row.description,
-            status=_release_status(row.status),
+            status=rows.release_status(row.status),
             user_id=None if row.user_id is None else AccountId(row.user_id),
             user_email=self._email(row.user_id),
             created_at=row.created_at,
@@ -492,16 +489,16 @@ class Tx:
     # -- formation ------------------------------------------------------------------------------------
 
     def list_formation(self, app_id: str) -> list[r.FormationEntry]:
-        rows = self.session.scalars(
+        found = self.session.scalars(
             select(FormationRow).where(FormationRow.app_id == app_id).order_by(FormationRow.type)
         )
-        return [_formation(row) for row in rows]
+        return [rows.formation_record(row) for row in found]
 
     def get_formation(self, app_id: str, ptype: str) -> r.FormationEntry:
         row = self._formation_row(app_id, ptype)
         if row is None:
             raise NotFoundError(f"Couldn't find that formation: {ptype}")
-        return _formation(row)
+        return rows.formation_record(row)
 
     def _formation_row(self, app_id: str, ptype: str) -> FormationRow | None:
         return self.session.scalars(
@@ -528,7 +525,7 @@ class Tx:
             )
             self.session.add(row)
             self.session.flush()
-        return _formation(row)
+        return rows.formation_record(row)
 
     def update_formation(
         self,
@@ -554,7 +551,7 @@ class Tx:
             generations[str(restart_dyno)] = generations.get(str(restart_dyno), 0) + 1
             row.dyno_generations = generations
         row.updated_at = self._now()
-        return _formation(row)
+        return rows.formation_record(row)
 
     # -- dynos (as reported by agents) ----------------------------------------------------------------
 
@@ -585,7 +582,7 @@ class Tx:
         query = select(DynoRow).order_by(DynoRow.type, DynoRow.name, DynoRow.started_at)
         if app_id is not None:
             query = query.where(DynoRow.app_id == app_id)
-        return [_dyno(row) for row in self.session.scalars(query)]
+        return [rows.dyno_record(row) for row in self.session.scalars(query)]
 
     # -- domains --------------------------------------------------------------------------------------
 
@@ -601,13 +598,13 @@ class Tx:
         )
         self.session.add(row)
         self._flush_unique(f"Domain {hostname} is already in use by an app")
-        return _domain(row)
+        return rows.domain_record(row)
 
     def list_domains(self, app_id: str | None = None) -> list[r.Domain]:
         query = select(DomainRow).order_by(DomainRow.kind.desc(), DomainRow.hostname)
         if app_id is not None:
             query = query.where(DomainRow.app_id == app_id)
-        return [_domain(row) for row in self.session.scalars(query)]
+        return [rows.domain_record(row) for row in self.session.scalars(query)]
 
     def get_domain(self, app_id: str, id_or_hostname: str) -> r.Domain:
         column = DomainRow.id if _looks_like_uuid(id_or_hostname) else DomainRow.hostname
@@ -616,7 +613,7 @@ class Tx:
         ).first()
         if row is None:
             raise NotFoundError(f"Couldn't find that domain: {id_or_hostname}")
-        return _domain(row)
+        return rows.domain_record(row)
 
     def rename_default_domain(self, app_id: str, hostname: str) -> None:
         self.session.execute(
@@ -640,12 +637,12 @@ class Tx:
         return self._collaborator(row)
 
     def list_collaborators(self, app_id: str) -> list[r.Collaborator]:
-        rows = self.session.scalars(
+        found = self.session.scalars(
             select(CollaboratorRow)
             .where(CollaboratorRow.app_id == app_id)
             .order_by(CollaboratorRow.created_at)
         )
-        return [self._collaborator(row) for row in rows]
+        return [self._collaborator(row) for row in found]
 
     def is_collaborator(self, app_id: str, account_id: str) -> bool:
         query = select(func.count()).where(
@@ -683,142 +680,15 @@ class Tx:
         )
         self.session.add(row)
         self._flush_unique("That key is already registered (keys can belong to one account only)")
-        return _ssh_key(row)
+        return rows.ssh_key_record(row)
 
     def list_ssh_keys(self, account_id: str) -> list[r.SshKey]:
-        rows = self.session.scalars(
+        found = self.session.scalars(
             select(SshKeyRow)
             .where(SshKeyRow.account_id == account_id)
             .order_by(SshKeyRow.created_at)
         )
-        return [_ssh_key(row) for row in rows]
+        return [rows.ssh_key_record(row) for row in found]
 
     def delete_ssh_key(self, key_id: str) -> None:
         self.session.execute(delete(SshKeyRow).where(SshKeyRow.id == key_id))
-
-
-# -- row → record ---------------------------------------------------------------------------------------
-
-
-_BUILD_STATUSES: dict[str, BuildStatus] = {
-    "pending": "pending",
-    "succeeded": "succeeded",
-    "failed": "failed",
-}
-_RELEASE_STATUSES: dict[str, ReleaseStatus] = {
-    "pending": "pending",
-    "succeeded": "succeeded",
-    "failed": "failed",
-}
-_DYNO_STATES: dict[str, DynoState] = {
-    "starting": "starting",
-    "up": "up",
-    "crashed": "crashed",
-    "down": "down",
-    "idle": "idle",
-}
-
-
-def _build_status(value: str) -> BuildStatus:
-    return _BUILD_STATUSES[value]
-
-
-def _release_status(value: str) -> ReleaseStatus:
-    return _RELEASE_STATUSES[value]
-
-
-def _dyno_state(value: str) -> DynoState:
-    return _DYNO_STATES[value]
-
-
-def _account(row: AccountRow) -> r.Account:
-    return r.Account(
-        id=AccountId(row.id),
-        email=row.email,
-        name=row.name,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _app(row: AppRow, owner_email: str) -> r.App:
-    return r.App(
-        id=AppId(row.id),
-        name=AppName(row.name),
-        owner_id=AccountId(row.owner_id),
-        owner_email=owner_email,
-        maintenance=row.maintenance,
-        stack=row.stack,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        released_at=row.released_at,
-        restart_generation=row.restart_generation,
-    )
-
-
-def _slug(row: SlugRow) -> r.Slug:
-    return r.Slug(
-        id=row.id,
-        app_id=AppId(row.app_id),
-        digest=SlugDigest(row.digest),
-        size=row.size,
-        process_types=dict(row.process_types),
-        commit=row.commit,
-        stack=row.stack,
-        created_at=row.created_at,
-    )
-
-
-def _formation(row: FormationRow) -> r.FormationEntry:
-    return r.FormationEntry(
-        id=row.id,
-        app_id=AppId(row.app_id),
-        type=ProcessType(row.type),
-        quantity=row.quantity,
-        size=row.size,
-        restart_generation=row.restart_generation,
-        dyno_generations=dict(row.dyno_generations or {}),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _dyno(row: DynoRow) -> r.Dyno:
-    return r.Dyno(
-        id=row.id,
-        app_id=AppId(row.app_id),
-        name=DynoName(row.name),
-        type=ProcessType(row.type),
-        release_version=ReleaseVersion(row.release_version),
-        state=_dyno_state(row.state),
-        command=row.command,
-        size=row.size,
-        address=row.address,
-        host=row.host,
-        started_at=row.started_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _domain(row: DomainRow) -> r.Domain:
-    kind: DomainKind = "heroku" if row.kind == "heroku" else "custom"
-    return r.Domain(
-        id=row.id,
-        app_id=AppId(row.app_id),
-        hostname=row.hostname,
-        kind=kind,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _ssh_key(row: SshKeyRow) -> r.SshKey:
-    return r.SshKey(
-        id=row.id,
-        account_id=AccountId(row.account_id),
-        public_key=row.public_key,
-        fingerprint=row.fingerprint,
-        comment=row.comment,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
