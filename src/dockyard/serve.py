@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,8 @@ from dockyard.settings import Settings, load_settings
 log = logging.getLogger("dockyard.serve")
 ROLES = ("api", "router", "agent")
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+QUIET_LOGGERS = ("alembic", "httpx", "httpcore")
+"""Libraries that log every request or migration step at INFO."""
 
 
 def run_api(settings: Settings) -> None:
@@ -87,6 +90,19 @@ class Supervisor:
         self.children[role] = proc.spawn([sys.executable, "-m", "dockyard.serve", role])
         log.info("started %s (pid %d)", role, self.children[role].pid)
 
+    def _wait_for_api(self, timeout: float = 20.0) -> None:
+        """Let the API open its port before the data plane starts asking it for work, so a normal start
+        does not begin with a burst of "cannot reach the API" warnings."""
+        deadline = time.monotonic() + timeout
+        address = (self.settings.api.host, self.settings.api.port)
+        while time.monotonic() < deadline and not self.stopping:
+            try:
+                with socket.create_connection(address, timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        log.warning("the API is not answering on %s:%d yet; starting the rest anyway", *address)
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = True
 
@@ -95,6 +111,8 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         for role in self.roles:
             self._start(role)
+            if role == "api":
+                self._wait_for_api()
         while not self.stopping:
             time.sleep(0.2)
             now = time.monotonic()
@@ -203,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    for chatty in QUIET_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         settings = load_settings()
         if args.command == "up":

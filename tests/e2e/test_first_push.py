@@ -3,10 +3,14 @@ rollback, and a broken push that leaves the app serving."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Dockyard
@@ -108,6 +112,25 @@ def test_a_broken_procfile_fails_the_push_and_the_app_keeps_serving(
     assert 'Procfile line 2: "worker" has no command' in push.stderr + push.stdout
     assert dockyard.cli("releases", "-a", name, "--json").stdout == before
     assert dockyard.get(name).status_code == 200
+
+
+def test_the_app_keeps_serving_while_the_api_is_down_and_the_api_comes_back(
+    dockyard: Dockyard, app: tuple[str, Path, str]
+) -> None:
+    name, _, api_key = app
+    pids = re.findall(r"started api \(pid (\d+)\)", dockyard.platform_log())
+    os.kill(int(pids[-1]), signal.SIGKILL)
+    for _ in range(20):
+        assert dockyard.get(name).status_code == 200
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if dockyard.api("GET", f"/apps/{name}", api_key).status_code == 200:
+                break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the supervisor did not restart the API")
+    assert "api exited with status -9; restarting in 1 s" in dockyard.platform_log()
 
 
 def test_logs_show_the_app_and_the_platform(dockyard: Dockyard, app: tuple[str, Path, str]) -> None:
