@@ -518,3 +518,25 @@ async def test_each_request_is_logged_in_herokus_router_format(
         rf"bytes={len(response.raw_head) + len(response.body)} protocol=http"
     )
     assert re.fullmatch(pattern, lines[0].message), lines[0].message
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {f"X-Many-{i}": "v" for i in range(1001)},
+        {"X-Huge": "v" * 70_000},
+    ],
+    ids=["too-many-headers", "head-too-large"],
+)
+async def test_oversized_request_heads_get_400(
+    extra: dict[str, str],
+    backend: Backend,
+    router_factory: RouterFactory,
+    raw_clients: list[RawClient],
+) -> None:
+    async with router_factory(table(route("myapp", [backend.address]))) as h:
+        client = await RawClient.open(h.port)
+        raw_clients.append(client)
+        response = await client.request("/", headers=extra)
+    assert response.status == 400
+    assert backend.seen == []

@@ -17,7 +17,7 @@ from dockyard.logs.store import FileLogStore
 
 logger = logging.getLogger("dockyard.router")
 
-Entry = tuple[str, float, str]
+Entry = tuple[str, float, bytes | str]
 
 
 class RouterLog:
@@ -29,8 +29,8 @@ class RouterLog:
         self._failing = False
         self._lock = asyncio.Lock()
 
-    def add(self, app_id: str, when: float, message: str) -> None:
-        """Queue one line; ``when`` is seconds since the epoch. Cheap: no I/O, no formatting."""
+    def add(self, app_id: str, when: float, message: bytes | str) -> None:
+        """Queue one line; ``when`` is seconds since the epoch. Cheap: no I/O, no decoding."""
         if len(self._pending) < self.max_pending:
             self._pending.append((app_id, when, message))
         else:
@@ -55,7 +55,8 @@ class RouterLog:
 
     def _write(self, store: FileLogStore, batch: list[Entry]) -> None:
         by_app: dict[str, list[LogLine]] = defaultdict(list)
-        for app_id, when, message in batch:
+        for app_id, when, raw in batch:
+            message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
             timestamp = datetime.fromtimestamp(when, UTC)
             if message.isprintable() and len(message) * 4 <= MAX_MESSAGE_BYTES:
                 by_app[app_id].append(LogLine(timestamp, "heroku", "router", message))

@@ -27,6 +27,8 @@ class RouterError:
     title: str
     message: str
     body: bytes = b""
+    log_prefix: bytes = b""
+    """``at=error code=H12 desc="Request timeout"``, ready for the log line."""
 
     def response(self, *, keep_alive: bool, http10: bool = False) -> bytes:
         """The whole HTTP response, ready for one ``write``."""
@@ -65,7 +67,10 @@ def _page(title: str, message: str, code: str) -> bytes:
 def _error(
     code: str, status: int, desc: str, level: LogLevel, title: str, message: str
 ) -> RouterError:
-    return RouterError(code, status, desc, level, title, message, _page(title, message, code))
+    prefix = f'at={level} code={code} desc="{desc}"' if code else f"at={level}"
+    return RouterError(
+        code, status, desc, level, title, message, _page(title, message, code), prefix.encode()
+    )
 
 
 _APP_ERROR = "Application error"

@@ -111,6 +111,7 @@ class Exchange:
         self.request_id = request_id
         self.fwd = fwd
         self.started = started
+        """``time.time()`` when the request head was read (``X-Request-Start``)."""
         self.keep_alive = True
         self.http10 = False
         self.chunked = False
@@ -121,12 +122,15 @@ class Exchange:
         """Request bytes not yet written to the dyno."""
         self.error: RouterError | None = None
         self.target: Target | None = None
-        self.backend = ""
+        self.backend = b""
+        """The dyno's address, as logged (``dyno=``)."""
         self.upstream: UpstreamConnection | None = None
         self.connect_task: asyncio.Task[None] | None = None
         self.phase = QUEUED
         self.deadline = 0.0
+        """Monotonic time at which the sweep acts on the current phase; 0 for none."""
         self.sent_at = 0.0
+        """``time.time()`` when the request went to the dyno (``service=`` counts from here)."""
         self.connect_ms = 0
         self.status = 0
         self.resp_bytes = 0

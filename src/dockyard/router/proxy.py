@@ -38,8 +38,24 @@ from dockyard.router.exchange import (
     Exchange,
     Target,
 )
+from dockyard.router.headers import (
+    CONNECTION,
+    CONTENT_LENGTH,
+    DROP,
+    FORWARDED_FOR,
+    HOST,
+    PLAIN,
+    PLAIN_CONNECTION_VALUES,
+    REQUEST_ID,
+    TRANSFER_ENCODING,
+    VIA,
+    connection_tokens,
+    drop_named,
+    kind_of,
+)
+from dockyard.router.headers import REQUEST_KINDS as _REQUEST_KINDS
 from dockyard.router.requestid import RequestIds, is_valid_request_id
-from dockyard.router.upstream import UpstreamConnection, UpstreamPool, connection_tokens, drop_named
+from dockyard.router.upstream import UpstreamConnection, UpstreamPool
 
 logger = logging.getLogger("dockyard.router")
 
@@ -47,29 +63,18 @@ _monotonic = time.monotonic
 _time = time.time
 _random = random.random
 
-# Request headers the proxy looks at; all but Host, Content-Length and Transfer-Encoding are
-# dropped or replaced.
-_REQUEST_SPECIAL = frozenset(
-    {
-        b"host",
-        b"content-length",
-        b"transfer-encoding",
-        b"connection",
-        b"keep-alive",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-port",
-        b"x-request-start",
-        b"x-request-id",
-        b"via",
-    }
-)
+_VIA_END = b", 1.1 dockyard\r\n\r\n"
 _REPLAYABLE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
-_MAX_HEADERS = 1000
+_MAX_PARTS = 1 + 4 * 1000
+"""A request head of at most 1,000 forwarded headers (Heroku's limit)."""
 _MAX_LINE = 8192
+_MAX_HEAD = 64 * 1024
+
+_INFO = b"at=info"
+_LOG_LINE = (
+    b'%b method=%b path="%b" host=%b request_id=%b fwd="%b" dyno=%b connect=%dms service=%dms '
+    b"status=%d bytes=%d protocol=http"
+)
 
 # Why reading from a client is paused (a bit each).
 _PAUSE_PIPELINE = 1
@@ -102,16 +107,27 @@ class _RequestRejectedError(Exception):
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
+        "_cached_host",
+        "_cached_routes",
+        "_cached_target",
+        "_chunked",
         "_forwarded",
-        "_headers",
+        "_has_body",
+        "_host",
+        "_hosts",
         "_last",
         "_parsing",
-        "_paused",
+        "_parts",
+        "_request_id",
+        "_tokens",
         "_url",
+        "_via",
+        "_xff",
         "active",
         "client_ip",
         "idle_since",
         "parser",
+        "paused",
         "proxy",
         "queue",
         "transport",
@@ -128,11 +144,33 @@ class ClientConnection(asyncio.Protocol):
         self.idle_since = proxy.now
         self.write_paused = False
         self._forwarded = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._url = b""
         self._parsing: Exchange | None = None
         self._last: Exchange | None = None
-        self._paused = 0
+        self.paused = 0
+        """Why reading is paused: a bit per reason (pipelined requests, body buffered, dyno busy)."""
+        self._cached_host = b""
+        self._cached_routes: dict[bytes, Target] | None = None
+        self._cached_target: Target | None = None
+        # The head being parsed; reset by _reset_head after each request head.
+        self._url = b""
+        self._parts: list[bytes] = [b""]
+        self._host = b""
+        self._hosts = 0
+        self._xff: bytes | None = None
+        self._request_id: bytes | None = None
+        self._via: bytes | None = None
+        self._tokens: set[bytes] | None = None
+        self._chunked = False
+        self._has_body = False
+
+    def _reset_head(self) -> None:
+        self._url = b""
+        self._parts = [b""]  # [0] becomes the request line
+        self._host = b""
+        self._hosts = 0
+        self._xff = self._request_id = self._via = None
+        self._tokens = None
+        self._chunked = self._has_body = False
 
     # asyncio.Protocol
 
@@ -199,79 +237,79 @@ class ClientConnection(asyncio.Protocol):
             raise _RequestRejectedError("request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        headers = self._headers
-        headers.append((name, value))
-        if len(headers) > _MAX_HEADERS or len(value) > _MAX_LINE:
-            raise _RequestRejectedError("too many or too long headers")
+        kind = _REQUEST_KINDS.get(name)
+        if kind is None:
+            kind = kind_of(_REQUEST_KINDS, name)
+        if kind == PLAIN:
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == HOST:
+            self._hosts += 1
+            self._host = value
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind != DROP:
+            self._special_header(kind, name, value)
 
-    def on_headers_complete(self) -> None:  # noqa: C901 - one pass over the headers, kept flat for speed
+    def _special_header(self, kind: int, name: bytes, value: bytes) -> None:
+        if kind == CONTENT_LENGTH:
+            self._has_body = self._has_body or value.strip() != b"0"
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == TRANSFER_ENCODING:
+            self._chunked = self._has_body = True
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == FORWARDED_FOR:
+            self._xff = value if self._xff is None else self._xff + b", " + value
+        elif kind == REQUEST_ID:
+            self._request_id = value
+        elif kind == VIA:
+            self._via = value if self._via is None else self._via + b", " + value
+        elif kind == CONNECTION and value not in PLAIN_CONNECTION_VALUES:
+            tokens = connection_tokens(value)
+            self._tokens = tokens if self._tokens is None else self._tokens | tokens
+
+    def on_headers_complete(self) -> None:
         parser = self.parser
-        headers, self._headers = self._headers, []
-        url, self._url = self._url, b""
         method = parser.get_method()
-        host = b""
-        hosts = 0
-        xff: bytes | None = None
-        request_id: bytes | None = None
-        via: bytes | None = None
-        tokens: set[bytes] | None = None
-        chunked = False
-        has_body = False
-        lines = [method + b" " + url + b" HTTP/1.1\r\n"]
-        append = lines.append
-        for name, value in headers:
-            lname = name.lower()
-            if lname in _REQUEST_SPECIAL:
-                if lname == b"host":
-                    hosts += 1
-                    host = value
-                elif lname == b"content-length":
-                    has_body = has_body or value.strip() != b"0"
-                elif lname == b"transfer-encoding":
-                    chunked = has_body = True
-                elif lname == b"x-forwarded-for":
-                    xff = value if xff is None else xff + b", " + value
-                    continue
-                elif lname == b"x-request-id":
-                    request_id = value
-                    continue
-                elif lname == b"via":
-                    via = value if via is None else via + b", " + value
-                    continue
-                elif lname == b"connection":
-                    tokens = connection_tokens(value)
-                    continue
-                else:
-                    continue  # hop-by-hop, or set by the router below
-            elif lname.startswith(b"proxy-"):
-                continue
-            append(name + b": " + value + b"\r\n")
-        if tokens:
-            lines[1:] = drop_named(lines[1:], tokens)
+        url = self._url
+        parts = self._parts
+        if len(parts) > _MAX_PARTS:
+            raise _RequestRejectedError("too many headers")
+        parts[0] = method + b" " + url + b" HTTP/1.1\r\n"
+        if self._tokens:
+            parts = drop_named(parts, self._tokens)
+        request_id = self._request_id
         if request_id is None or not is_valid_request_id(request_id):
             request_id = self.proxy.ids.new()
+        xff = self._xff
         fwd = self.client_ip if xff is None else xff + b", " + self.client_ip
+        via = self._via
         wall = _time()
-        lines += (
-            b"X-Forwarded-For: " + fwd + b"\r\n",
+        parts += (
+            b"X-Forwarded-For: ",
+            fwd,
+            b"\r\n",
             self._forwarded,
             b"X-Request-Start: %d\r\n" % (wall * 1000),
-            b"X-Request-Id: " + request_id + b"\r\n",
-            b"Via: 1.1 dockyard\r\n" if via is None else b"Via: " + via + b", 1.1 dockyard\r\n",
-            b"\r\n",
+            b"X-Request-Id: ",
+            request_id,
+            b"\r\nVia: 1.1 dockyard\r\n\r\n" if via is None else b"\r\nVia: " + via + _VIA_END,
         )
-        ex = Exchange(self, method, url, host, request_id, fwd, _monotonic())
+        ex = Exchange(self, method, url, self._host, request_id, fwd, wall)
         ex.keep_alive = parser.should_keep_alive()
-        ex.http10 = parser.get_http_version() == "1.0"
-        ex.chunked = chunked
-        ex.head_only = method == b"HEAD"
-        head = b"".join(lines)
+        if parser.get_http_version() == "1.0":
+            ex.http10 = True
+        ex.chunked = self._chunked
+        head = b"".join(parts)
+        if len(head) > _MAX_HEAD:
+            raise _RequestRejectedError("request head too large")
         ex.out.append(head)
-        if not has_body and method in _REPLAYABLE:
+        if method == b"HEAD":
+            ex.head_only = True
+        if not self._has_body and method in _REPLAYABLE:
             ex.head = head
-        if hosts != 1 or method == b"CONNECT":
+        if self._hosts != 1 or method == b"CONNECT":
             ex.error = errors.BAD_REQUEST
             ex.keep_alive = False
+        self._reset_head()
         self._parsing = self._last = ex
         if self.active is None:
             self.active = ex
@@ -309,7 +347,13 @@ class ClientConnection(asyncio.Protocol):
         if ex.error is not None:
             self.answer(ex, ex.error)
             return
-        target = self.proxy.lookup(ex.host)
+        proxy = self.proxy
+        routes = proxy.routes
+        if ex.host == self._cached_host and routes is self._cached_routes:
+            target = self._cached_target
+        else:
+            target = proxy.lookup(ex.host)
+            self._cached_host, self._cached_routes, self._cached_target = ex.host, routes, target
         if target is None:
             self.answer(ex, errors.NO_SUCH_APP)
             return
@@ -321,18 +365,20 @@ class ClientConnection(asyncio.Protocol):
         elif target.web_quantity <= 0:
             self.answer(ex, errors.H14)
         elif not target.backends:
-            ex.phase = BOOTING
-            ex.deadline = ex.started + self.proxy.options.boot_wait
-            self.proxy.waiting.add(ex)
+            if ex.phase != BOOTING:
+                ex.phase = BOOTING
+                ex.deadline = proxy.now + proxy.options.boot_wait + proxy.options.sweep_interval
+            proxy.waiting.add(ex)
         else:
             self._dispatch(ex, target.backends)
 
     def _dispatch(self, ex: Exchange, backends: tuple[Backend, ...]) -> None:
         count = len(backends)
         first = 0 if count == 1 else int(_random() * count)
-        conn = self.proxy.pool.take(backends[first][0])
+        proxy = self.proxy
+        conn = proxy.pool.take(backends[first][0])
         if conn is not None:
-            ex.deadline = ex.started + self.proxy.options.first_byte_timeout
+            ex.deadline = proxy.now + proxy.first_byte_window
             self._attach(ex, conn, ex.started)
             return
         order = backends[first:] + backends[:first]
@@ -368,7 +414,7 @@ class ClientConnection(asyncio.Protocol):
             now = _monotonic()
             ex.connect_ms = int((now - begun) * 1000)
             ex.deadline = now + proxy.options.first_byte_timeout
-            self._attach(ex, conn, now)
+            self._attach(ex, conn, _time())
             self._flush_upstream(ex)
             return
         ex.connect_task = None
@@ -379,14 +425,15 @@ class ClientConnection(asyncio.Protocol):
 
     def _attach(self, ex: Exchange, conn: UpstreamConnection, now: float) -> None:
         ex.upstream = conn
-        ex.backend = conn.address
+        ex.backend = conn.name
         ex.phase = WAITING
         ex.sent_at = now
         conn.exchange = ex
         if self.write_paused and not conn.paused:
             conn.paused = True
             conn.transport.pause_reading()
-        self._resume(_PAUSE_BODY)
+        if self.paused:
+            self._resume(_PAUSE_BODY)
 
     def _flush_upstream(self, ex: Exchange) -> None:
         if ex.out and ex.upstream is not None:
@@ -504,14 +551,14 @@ class ClientConnection(asyncio.Protocol):
             up.transport.close()
 
     def _pause(self, reason: int) -> None:
-        if not self._paused and not self.transport.is_closing():
+        if not self.paused and not self.transport.is_closing():
             self.transport.pause_reading()
-        self._paused |= reason
+        self.paused |= reason
 
     def _resume(self, reason: int) -> None:
-        if self._paused & reason:
-            self._paused &= ~reason
-            if not self._paused and not self.transport.is_closing():
+        if self.paused & reason:
+            self.paused &= ~reason
+            if not self.paused and not self.transport.is_closing():
                 self.transport.resume_reading()
 
     def _upgrade_requested(self) -> None:
@@ -532,7 +579,7 @@ class ClientConnection(asyncio.Protocol):
         self._pause(_PAUSE_PIPELINE)
         broken = self._parsing
         if broken is None:  # the head of a new request
-            ex = Exchange(self, b"-", b"-", b"", b"", self.client_ip, _monotonic())
+            ex = Exchange(self, b"-", b"-", b"", b"", self.client_ip, _time())
             ex.error = errors.BAD_REQUEST
             ex.keep_alive = False
             ex.req_done = True
@@ -574,6 +621,8 @@ class Proxy:
         self.ids = RequestIds()
         self.now = _monotonic()
         """A coarse clock, advanced by each sweep, for the timeouts that do not need precision."""
+        self.first_byte_window = options.first_byte_timeout + options.sweep_interval
+        """H12 comes this long after the coarse clock's reading at dispatch (never early)."""
         self.closing = False
         self.drained = asyncio.Event()
 
@@ -665,18 +714,25 @@ class Proxy:
         target = ex.target
         if target is None:
             return
-        service = int((_monotonic() - ex.sent_at) * 1000) if ex.sent_at else 0
-        path = ex.path.decode("utf-8", "replace")
-        if '"' in path:
-            path = path.replace('"', "%22")
-        at = "at=info" if err is None else f'at={err.level} code={err.code} desc="{err.desc}"'
+        now = _time()
+        path = ex.path
+        if b'"' in path:
+            path = path.replace(b'"', b"%22")
         self.log.add(
             target.app_id,
-            _time(),
-            f'{at} method={ex.method.decode("ascii", "replace")} path="{path}" '
-            f"host={ex.host.decode('utf-8', 'replace')} "
-            f"request_id={ex.request_id.decode('ascii')} "
-            f'fwd="{ex.fwd.decode("utf-8", "replace")}" dyno={ex.backend} '
-            f"connect={ex.connect_ms}ms service={service}ms status={ex.status} "
-            f"bytes={ex.resp_bytes} protocol=http",
+            now,
+            _LOG_LINE
+            % (
+                _INFO if err is None else err.log_prefix,
+                ex.method,
+                path,
+                ex.host,
+                ex.request_id,
+                ex.fwd,
+                ex.backend,
+                ex.connect_ms,
+                (now - ex.sent_at) * 1000 if ex.sent_at else 0,
+                ex.status,
+                ex.resp_bytes,
+            ),
         )

@@ -15,29 +15,26 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from dockyard.router import errors
 from dockyard.router.exchange import DONE, RESPONDING, WAITING, Exchange
+from dockyard.router.headers import (
+    CONNECTION,
+    CONTENT_LENGTH,
+    PLAIN,
+    PLAIN_CONNECTION_VALUES,
+    TRANSFER_ENCODING,
+    connection_tokens,
+    drop_named,
+    kind_of,
+)
+from dockyard.router.headers import RESPONSE_KINDS as _RESPONSE_KINDS
 
 if TYPE_CHECKING:
     from dockyard.router.proxy import Proxy
 
-# Response headers that concern one connection only, never forwarded to the client.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
 _NO_BODY_STATUS = frozenset({204, 304})
-_VIA = b"Via: 1.1 dockyard\r\n"
+_VIA = b"Via: 1.1 dockyard\r\n\r\n"
+_CLOSE_VIA = b"Connection: close\r\n" + _VIA
+_KEEP_ALIVE_VIA = b"Connection: keep-alive\r\n" + _VIA
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
-_CLOSE = b"Connection: close\r\n"
-_KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 
 # How the response body is written to the client.
@@ -45,39 +42,32 @@ _RAW = 0
 _CHUNK = 1
 
 
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b"Unknown"
+_STATUS_LINES = {s.value: b"HTTP/1.1 %d %b\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
 
-def connection_tokens(value: bytes) -> set[bytes]:
-    """Names listed in a ``Connection`` header, lowercased, less ``close`` and ``keep-alive``."""
-    tokens = {token.strip().lower() for token in value.split(b",")}
-    tokens.difference_update((b"close", b"keep-alive", b""))
-    return tokens
-
-
-def drop_named(lines: list[bytes], names: set[bytes]) -> list[bytes]:
-    """Remove the header lines whose name is in ``names`` (headers listed in ``Connection``)."""
-    return [line for line in lines if line.split(b":", 1)[0].lower() not in names]
+def status_line(status: int) -> bytes:
+    """The status line sent to clients (with the standard reason phrase for the code)."""
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d Unknown\r\n" % status
 
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_eof_body",
-        "_headers",
+        "_has_length",
         "_interim",
         "_mode",
-        "_reason",
+        "_parts",
         "_reset",
+        "_te",
+        "_tokens",
         "address",
         "done",
         "exchange",
         "got_bytes",
         "idle_since",
         "keep",
+        "name",
         "out",
         "parser",
         "paused",
@@ -89,12 +79,15 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, proxy: Proxy, address: str) -> None:
         self.proxy = proxy
         self.address = address
+        self.name = address.encode()
         self.transport: asyncio.Transport = None  # type: ignore[assignment] # set by connection_made
         self.parser = HttpResponseParser(self)
         self.exchange: Exchange | None = None
         self.out: list[bytes] = []
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._reason = b""
+        self._parts: list[bytes] = [b""]  # [0] becomes the status line
+        self._has_length = False
+        self._te: bytes | None = None
+        self._tokens: set[bytes] | None = None
         self._mode = _RAW
         self._eof_body = False
         self._interim = False
@@ -172,46 +165,41 @@ class UpstreamConnection(asyncio.Protocol):
 
     # httptools callbacks
 
-    def on_status(self, status: bytes) -> None:
-        self._reason += status
-
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        kind = _RESPONSE_KINDS.get(name)
+        if kind is None:
+            kind = kind_of(_RESPONSE_KINDS, name)
+        if kind == PLAIN:
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == CONTENT_LENGTH:
+            self._has_length = True
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == TRANSFER_ENCODING:
+            self._te = value
+        elif kind == CONNECTION and value not in PLAIN_CONNECTION_VALUES:
+            tokens = connection_tokens(value)
+            self._tokens = tokens if self._tokens is None else self._tokens | tokens
 
-    def on_headers_complete(self) -> None:  # noqa: C901 - one flat pass over the headers, for speed
+    def on_headers_complete(self) -> None:
         ex = self.exchange
         assert ex is not None  # noqa: S101 - data_received drops bytes without an exchange
         status = self.parser.get_status_code()
-        headers, self._headers = self._headers, []
-        reason, self._reason = self._reason or _reason(status), b""
-        lines = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
-        append = lines.append
-        te: bytes | None = None
-        has_length = False
-        tokens: set[bytes] | None = None
-        for name, value in headers:
-            lname = name.lower()
-            if lname in _HOP_BY_HOP or lname.startswith(b"proxy-"):
-                if lname == b"transfer-encoding":
-                    te = value
-                elif lname == b"connection":
-                    tokens = connection_tokens(value)
-                continue
-            if lname == b"content-length":
-                has_length = True
-            append(name + b": " + value + b"\r\n")
-        if tokens:
-            lines[1:] = drop_named(lines[1:], tokens)
+        parts, self._parts = self._parts, [b""]
+        te, self._te = self._te, None
+        has_length, self._has_length = self._has_length, False
+        parts[0] = status_line(status)
+        if self._tokens:
+            parts = drop_named(parts, self._tokens)
+            self._tokens = None
         if status < 200:  # 100 Continue, 103 Early Hints: forwarded, the final response follows
             self._interim = True
             if not ex.http10:
-                append(b"\r\n")
-                self.out.append(b"".join(lines))
+                parts.append(b"\r\n")
+                self.out.append(b"".join(parts))
             return
         keep_client = ex.keep_alive and not self.proxy.closing
         if ex.head_only or status in _NO_BODY_STATUS:
             self._mode = _RAW
-            self._eof_body = False
             if ex.head_only:  # the parser would wait for a body that never comes
                 self.done = True
                 self.keep = self.parser.should_keep_alive()
@@ -223,18 +211,17 @@ class UpstreamConnection(asyncio.Protocol):
                 keep_client = False
             else:
                 self._mode = _CHUNK
-                append(_CHUNKED if te is None else b"Transfer-Encoding: " + te + b"\r\n")
+                parts.append(_CHUNKED if te is None else b"Transfer-Encoding: " + te + b"\r\n")
         else:
             self._mode = _RAW
-            self._eof_body = False
         if not keep_client:
             ex.keep_alive = False
-            append(_CLOSE)
+            parts.append(_CLOSE_VIA)
         elif ex.http10:
-            append(_KEEP_ALIVE)
-        append(_VIA)
-        append(b"\r\n")
-        self.out.append(b"".join(lines))
+            parts.append(_KEEP_ALIVE_VIA)
+        else:
+            parts.append(_VIA)
+        self.out.append(b"".join(parts))
         ex.status = status
         ex.head_sent = True
 
@@ -268,19 +255,21 @@ class UpstreamConnection(asyncio.Protocol):
         ex.phase = DONE
         ex.resp_done = True
         client = ex.client
+        proxy = self.proxy
         if reusable and ex.req_done and not self.transport.is_closing():
             if self.paused:
                 self.paused = False
                 self.transport.resume_reading()
             self.reused = True
-            self.proxy.pool.put(self)
+            proxy.pool.put(self)
         else:
             self.transport.close()
             if not ex.req_done:  # the dyno answered before the whole body: the rest is dropped
                 ex.discard = True
                 ex.out.clear()
-        client.resume_for_upstream()
-        self.proxy.log_request(ex, None)
+        if client.paused:
+            client.resume_for_upstream()
+        proxy.log_request(ex, None)
         client.advance()
 
     def _malformed(self, ex: Exchange) -> None:
