@@ -538,6 +538,9 @@ class ClientConnection(asyncio.Protocol):
         ex.abandoned = True
         ex.discard = True
         ex.resp_done = True
+        if ex.connect_task is not None:
+            ex.connect_task.cancel()
+            ex.connect_task = None
         self._detach(ex)
 
     def _detach(self, ex: Exchange) -> None:
