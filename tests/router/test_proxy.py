@@ -540,3 +540,15 @@ async def test_oversized_request_heads_get_400(
         response = await client.request("/", headers=extra)
     assert response.status == 400
     assert backend.seen == []
+
+
+async def test_idle_client_connections_are_closed_after_the_keepalive_timeout(
+    backend: Backend, router_factory: RouterFactory, raw_clients: list[RawClient]
+) -> None:
+    async with router_factory(table(route("myapp", [backend.address])), keepalive_timeout=0.2) as h:
+        client = await RawClient.open(h.port)
+        raw_clients.append(client)
+        response = await client.request("/")
+        closed = await client.at_eof()
+    assert response.status == 200
+    assert closed

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import random
 import time
 from collections import deque
@@ -57,8 +56,6 @@ from dockyard.router.headers import REQUEST_KINDS as _REQUEST_KINDS
 from dockyard.router.requestid import RequestIds, is_valid_request_id
 from dockyard.router.upstream import UpstreamConnection, UpstreamPool
 
-logger = logging.getLogger("dockyard.router")
-
 _monotonic = time.monotonic
 _time = time.time
 _random = random.random
@@ -93,7 +90,8 @@ class ProxyOptions:
     keepalive_timeout: float = 55.0
     """Seconds an idle client connection stays open."""
     boot_wait: float = 10.0
-    """Seconds a request waits for a web dyno to come up when the app has web dynos scaled (H20)."""
+    """Seconds a request waits for a web dyno to come up when web dynos are scaled but none is up,
+    then H20. (The route table cannot tell a booting dyno from a crashed one, so H10 is not used.)"""
     sweep_interval: float = 1.0
     """Seconds between two checks of all timeouts."""
     upstream_idle_timeout: float = 50.0
@@ -415,7 +413,7 @@ class ClientConnection(asyncio.Protocol):
             ex.connect_ms = int((now - begun) * 1000)
             ex.deadline = now + proxy.options.first_byte_timeout
             self._attach(ex, conn, _time())
-            self._flush_upstream(ex)
+            self.flush_upstream(ex)
             return
         ex.connect_task = None
         if ex.abandoned or ex.resp_done:
@@ -435,7 +433,7 @@ class ClientConnection(asyncio.Protocol):
         if self.paused:
             self._resume(_PAUSE_BODY)
 
-    def _flush_upstream(self, ex: Exchange) -> None:
+    def flush_upstream(self, ex: Exchange) -> None:
         if ex.out and ex.upstream is not None:
             ex.upstream.transport.write(b"".join(ex.out))
             ex.out.clear()
@@ -498,7 +496,7 @@ class ClientConnection(asyncio.Protocol):
             self.active = nxt
             self.start(nxt)
             if nxt.upstream is not None:
-                self._flush_upstream(nxt)
+                self.flush_upstream(nxt)
 
     def timeout(self, ex: Exchange) -> None:
         """Called by the sweep when the exchange's deadline has passed."""
@@ -671,7 +669,7 @@ class Proxy:
                 client = ex.client
                 client.start(ex)
                 if ex.upstream is not None:
-                    client._flush_upstream(ex)
+                    client.flush_upstream(ex)
                 client.advance()
 
     # timeouts
