@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC
+from datetime import UTC, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -11,6 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from dockyard._util.clock import FakeClock
 from dockyard.errors import ConflictError, NotFoundError
 from dockyard.store import SqlStore
 from dockyard.store.models import Base
@@ -211,3 +212,42 @@ def test_api_keys_resolve_to_their_account(store: SqlStore) -> None:
         assert found is not None
         assert found.email == "someone@example.com"
         assert tx.account_for_token("0" * 64) is None
+
+
+def test_buildpack_installations_are_replaced_as_an_ordered_list(store: SqlStore) -> None:
+    _, app_id = _owner_and_app(store)
+    with store.transaction() as tx:
+        tx.replace_buildpacks(app_id, [("heroku/python", "python"), ("heroku/nodejs", "nodejs")])
+    with store.transaction() as tx:
+        tx.replace_buildpacks(app_id, [("heroku/nodejs", "nodejs"), ("/opt/bp", "bp")])
+    with store.read() as tx:
+        assert [(b.ordinal, b.url) for b in tx.list_buildpacks(app_id)] == [
+            (1, "heroku/nodejs"),
+            (2, "/opt/bp"),
+        ]
+
+
+def test_a_pending_release_is_finished_once(store: SqlStore) -> None:
+    owner_id, app_id = _owner_and_app(store)
+    with store.transaction() as tx:
+        pending = tx.create_release(
+            app_id, slug_id=None, config={}, description="d", user_id=owner_id, status="pending"
+        )
+        assert tx.current_release(app_id) is None
+        failed = tx.finish_release(pending.id, status="failed", output="boom\n")
+        assert (failed.status, failed.output) == ("failed", "boom\n")
+        with pytest.raises(ConflictError, match="already failed"):
+            tx.finish_release(pending.id, status="succeeded", output="")
+
+
+def test_sources_expire(store: SqlStore, clock: FakeClock) -> None:
+    owner_id, _ = _owner_and_app(store)
+    with store.transaction() as tx:
+        source = tx.create_source(owner_id, expires_at=clock.now() + timedelta(hours=1))
+        tx.update_source(source.id, size=10, checksum="SHA256:" + "0" * 64)
+    clock.advance(3601)
+    with store.transaction() as tx:
+        assert tx.get_source(source.id).size == 10
+        assert tx.delete_sources_expired_before(clock.now()) == [source.id]
+        with pytest.raises(NotFoundError):
+            tx.get_source(source.id)

@@ -122,6 +122,30 @@ class BuildRow(Timestamps, Base):
     slug_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     release_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     output: Mapped[str] = mapped_column(Text, default="")
+    buildpacks: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    """Buildpack URLs this build was asked to use; None means the app's installations or detection."""
+
+
+class BuildpackInstallationRow(Base):
+    __tablename__ = "buildpack_installations"
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(1000))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class SourceRow(Base):
+    """An uploaded source tarball (``POST /sources``), kept until a build uses it or it expires."""
+
+    __tablename__ = "sources"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ReleaseRow(Timestamps, Base):
@@ -137,6 +161,8 @@ class ReleaseRow(Timestamps, Base):
     user_id: Mapped[str | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True
     )
+    output: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """Release-phase output, when the release ran a ``release`` command."""
 
 
 class FormationRow(Timestamps, Base):

@@ -78,6 +78,25 @@ class Build:
     output: str
     created_at: datetime
     updated_at: datetime
+    buildpacks: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class BuildpackInstallation:
+    app_id: AppId
+    ordinal: int
+    url: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    account_id: AccountId
+    size: int | None
+    checksum: str | None
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,7 @@ class Release:
     user_email: str | None
     created_at: datetime
     updated_at: datetime
+    output: str = ""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dockyard.store.models import (
     DynoRow,
     FormationRow,
     SlugRow,
+    SourceRow,
     SshKeyRow,
 )
 from dockyard.types import (
@@ -147,4 +148,15 @@ def ssh_key_record(row: SshKeyRow) -> r.SshKey:
         comment=row.comment,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+def source_record(row: SourceRow) -> r.Source:
+    return r.Source(
+        id=row.id,
+        account_id=AccountId(row.account_id),
+        size=row.size,
+        checksum=row.checksum,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
     )

@@ -25,6 +25,7 @@ from dockyard.store.models import (
     AccountRow,
     ApiKeyRow,
     AppRow,
+    BuildpackInstallationRow,
     BuildRow,
     CollaboratorRow,
     ConfigVarRow,
@@ -33,6 +34,7 @@ from dockyard.store.models import (
     FormationRow,
     ReleaseRow,
     SlugRow,
+    SourceRow,
     SshKeyRow,
 )
 from dockyard.types import (
@@ -271,6 +273,7 @@ class Tx:
         for table in (
             DynoRow,
             FormationRow,
+            BuildpackInstallationRow,
             DomainRow,
             CollaboratorRow,
             ConfigVarRow,
@@ -329,11 +332,17 @@ class Tx:
         return set(self.session.scalars(select(SlugRow.digest).distinct()))
 
     def create_build(
-        self, app_id: str, *, user_id: str | None, source_version: str | None
+        self,
+        app_id: str,
+        *,
+        user_id: str | None,
+        source_version: str | None,
+        buildpacks: Sequence[str] | None = None,
     ) -> r.Build:
         now = self._now()
         row = BuildRow(
             id=_new_id(),
+            buildpacks=None if buildpacks is None else list(buildpacks),
             app_id=app_id,
             status="pending",
             source_version=source_version,
@@ -400,7 +409,65 @@ class Tx:
             output=row.output,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            buildpacks=None if row.buildpacks is None else tuple(row.buildpacks),
         )
+
+    # -- buildpack installations and uploaded sources ------------------------------------------------
+
+    def list_buildpacks(self, app_id: str) -> list[r.BuildpackInstallation]:
+        found = self.session.scalars(
+            select(BuildpackInstallationRow)
+            .where(BuildpackInstallationRow.app_id == app_id)
+            .order_by(BuildpackInstallationRow.ordinal)
+        )
+        return [
+            r.BuildpackInstallation(AppId(row.app_id), row.ordinal, row.url, row.name)
+            for row in found
+        ]
+
+    def replace_buildpacks(self, app_id: str, buildpacks: Sequence[tuple[str, str]]) -> None:
+        """Make ``buildpacks`` (url, name), in order, the app's whole list (Heroku's PUT semantics)."""
+        self.session.execute(
+            delete(BuildpackInstallationRow).where(BuildpackInstallationRow.app_id == app_id)
+        )
+        self.session.add_all(
+            BuildpackInstallationRow(app_id=app_id, ordinal=i, url=url, name=name)
+            for i, (url, name) in enumerate(buildpacks, start=1)
+        )
+
+    def create_source(self, account_id: str, *, expires_at: datetime) -> r.Source:
+        row = SourceRow(
+            id=_new_id(),
+            account_id=account_id,
+            size=None,
+            checksum=None,
+            created_at=self._now(),
+            expires_at=expires_at,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return rows.source_record(row)
+
+    def update_source(self, source_id: str, *, size: int, checksum: str) -> r.Source:
+        row = self.session.get(SourceRow, source_id)
+        if row is None:
+            raise NotFoundError(f"Couldn't find that source: {source_id}")
+        row.size = size
+        row.checksum = checksum
+        return rows.source_record(row)
+
+    def get_source(self, source_id: str) -> r.Source:
+        row = self.session.get(SourceRow, source_id) if _looks_like_uuid(source_id) else None
+        if row is None:
+            raise NotFoundError(f"Couldn't find that source: {source_id}")
+        return rows.source_record(row)
+
+    def delete_sources_expired_before(self, moment: datetime) -> list[str]:
+        expired = list(
+            self.session.scalars(select(SourceRow.id).where(SourceRow.expires_at < moment))
+        )
+        self.session.execute(delete(SourceRow).where(SourceRow.id.in_(expired)))
+        return expired
 
     # -- releases -------------------------------------------------------------------------------------
 
@@ -484,7 +551,20 @@ class Tx:
             user_email=self._email(row.user_id),
             created_at=row.created_at,
             updated_at=row.updated_at,
+            output=row.output,
         )
+
+    def finish_release(self, release_id: str, *, status: ReleaseStatus, output: str) -> r.Release:
+        """Record the outcome of a pending release (its release phase); only pending releases change."""
+        row = self.session.get(ReleaseRow, release_id)
+        if row is None:
+            raise NotFoundError(f"Couldn't find that release: {release_id}")
+        if row.status != "pending":
+            raise ConflictError(f"Release v{row.version} is already {row.status}")
+        row.status = status
+        row.output = output
+        row.updated_at = self._now()
+        return self._release(row)
 
     # -- formation ------------------------------------------------------------------------------------
 
