@@ -251,3 +251,13 @@ def test_sources_expire(store: SqlStore, clock: FakeClock) -> None:
         assert tx.delete_sources_expired_before(clock.now()) == [source.id]
         with pytest.raises(NotFoundError):
             tx.get_source(source.id)
+
+
+def test_ssh_keys_resolve_to_their_account_by_fingerprint(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        account = tx.create_account("dev@example.com")
+        tx.add_ssh_key(account.id, "ssh-ed25519 AAAA", "SHA256:abc", "laptop")
+    with store.read() as tx:
+        found = tx.account_for_ssh_key("SHA256:abc")
+        assert found is not None and found.email == "dev@example.com"
+        assert tx.account_for_ssh_key("SHA256:other") is None

@@ -770,5 +770,14 @@ class Tx:
         )
         return [rows.ssh_key_record(row) for row in found]
 
+    def account_for_ssh_key(self, fingerprint: str) -> r.Account | None:
+        """The account a registered public key (by its ``SHA256:`` fingerprint) belongs to."""
+        row = self.session.execute(
+            select(AccountRow)
+            .join(SshKeyRow, SshKeyRow.account_id == AccountRow.id)
+            .where(SshKeyRow.fingerprint == fingerprint)
+        ).first()
+        return None if row is None else rows.account_record(row[0])
+
     def delete_ssh_key(self, key_id: str) -> None:
         self.session.execute(delete(SshKeyRow).where(SshKeyRow.id == key_id))
