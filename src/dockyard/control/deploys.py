@@ -95,7 +95,7 @@ def deploy_push(
         with platform.store.read() as tx:
             account = tx.get_account(user_id)
             app = app_for(tx, account, app_id, "deploy")
-        lock = BuildLock(platform.settings.build_dir / "locks" / f"{app.id}.lock", app.name)
+        lock = build_lock(platform, app)
         lock.acquire()
     except DockyardError as exc:
         output.error(exc.message)
@@ -103,22 +103,28 @@ def deploy_push(
     try:
         with platform.store.transaction() as tx:
             build = tx.create_build(app.id, user_id=account.id, source_version=sha)
-            config = tx.get_config(app.id)
+        source = platform.settings.build_dir / f"source-{uuid.uuid4().hex}"
         try:
-            release = _build_and_release(
+            try:
+                export_commit(
+                    repo_path, sha, source, max_bytes=platform.settings.build.max_repo_bytes
+                )
+            except BaseException as exc:
+                _record_failure(platform, build.id, exc, output)
+                raise
+            release = build_and_release(
                 platform,
                 app,
-                account,
-                build.id,
-                config,
-                sha,
-                repo_path,
-                output,
-                builtin_buildpacks() if buildpacks is None else buildpacks,
+                source,
+                user=account,
+                commit=sha,
+                output=output,
+                buildpacks=buildpacks,
+                build_id=build.id,
+                lock=False,
             )
-        except BaseException as exc:
-            _record_failure(platform, build.id, exc, output)
-            raise
+        finally:
+            shutil.rmtree(source, ignore_errors=True)
     finally:
         lock.release()
     platform.log(app.id, "heroku", "api", f"Deploy {sha[:8]} by {account.email}")
@@ -126,27 +132,80 @@ def deploy_push(
     return release
 
 
+def build_lock(platform: Platform, app: App) -> BuildLock:
+    """The lock that keeps builds of one app from running at the same time."""
+    return BuildLock(platform.settings.build_dir / "locks" / f"{app.id}.lock", app.name)
+
+
+def build_and_release(
+    platform: Platform,
+    app: App,
+    source_dir: Path,
+    *,
+    user: Account,
+    commit: str | None,
+    output: BuildOutput,
+    buildpacks: Sequence[Buildpack] | None = None,
+    build_id: str | None = None,
+    lock: bool = True,
+) -> Release:
+    """Build ``source_dir`` (an exported source tree, left untouched) into a slug and release it.
+
+    ``buildpacks`` is the ordered list to run (``resolve_buildpacks`` turns references into
+    buildpacks); None means the built-in ones, detected. With ``lock`` the app's build lock is
+    taken here (``ConflictError`` when another build of the app runs); pass ``lock=False`` when
+    the caller already holds ``build_lock(platform, app)``. With ``build_id`` that build record is
+    finished: ``succeeded`` with its slug and release, or ``failed`` with the output and the error
+    (which is also written to ``output``) — then the error is raised again. A failed build never
+    replaces the current release."""
+    held: BuildLock | None = None
+    if lock:
+        held = build_lock(platform, app)
+        try:
+            held.acquire()
+        except DockyardError as exc:
+            output.error(exc.message)
+            raise
+    try:
+        with platform.store.read() as tx:
+            config = tx.get_config(app.id)
+        try:
+            return _build_and_release(
+                platform,
+                app,
+                user,
+                build_id,
+                config,
+                commit,
+                source_dir,
+                output,
+                builtin_buildpacks() if buildpacks is None else buildpacks,
+            )
+        except BaseException as exc:
+            if build_id is not None:
+                _record_failure(platform, build_id, exc, output)
+            raise
+    finally:
+        if held is not None:
+            held.release()
+
+
 def _build_and_release(
     platform: Platform,
     app: App,
     account: Account,
-    build_id: str,
+    build_id: str | None,
     config: Mapping[str, str],
-    sha: str,
-    repo_path: Path,
+    sha: str | None,
+    source: Path,
     output: BuildOutput,
     buildpacks: Sequence[Buildpack],
 ) -> Release:
     settings = platform.settings
-    source = settings.build_dir / f"source-{uuid.uuid4().hex}"
-    try:
-        export_commit(repo_path, sha, source, max_bytes=settings.build.max_repo_bytes)
-        pipeline = BuildPipeline(
-            platform.slugs, settings.build_dir, settings.cache_dir, settings.build.compile_timeout
-        )
-        result = pipeline.run(app.id, source, config, sha, output, buildpacks, stack=app.stack)
-    finally:
-        shutil.rmtree(source, ignore_errors=True)
+    pipeline = BuildPipeline(
+        platform.slugs, settings.build_dir, settings.cache_dir, settings.build.compile_timeout
+    )
+    result = pipeline.run(app.id, source, config, sha, output, buildpacks, stack=app.stack)
     with platform.store.transaction() as tx:
         slug = tx.create_slug(
             app.id,
@@ -167,9 +226,14 @@ def _build_and_release(
         output.heading("Launching...")
         output.detail(f"Released v{release.version}")
         output.detail(f"{settings.app_url(app.name)} deployed to Dockyard")
-        tx.finish_build(
-            build_id, status="succeeded", output=output.text, slug_id=slug.id, release_id=release.id
-        )
+        if build_id is not None:
+            tx.finish_build(
+                build_id,
+                status="succeeded",
+                output=output.text,
+                slug_id=slug.id,
+                release_id=release.id,
+            )
     return release
 
 
