@@ -112,7 +112,9 @@ def test_malformed_manifest_names_the_key(manifest: object, message: str) -> Non
 
 
 def test_invalid_json_names_line_and_column() -> None:
-    with pytest.raises(InvalidError, match=r"app.json is not valid JSON: line 2 column 2: Extra data"):
+    with pytest.raises(
+        InvalidError, match=r"app.json is not valid JSON: line 2 column 2: Extra data"
+    ):
         parse_app_json(b'{"name": "x"\n}}')
 
 
