@@ -16,6 +16,7 @@ from dockyard.api.middleware import HerokuHeadersMiddleware
 from dockyard.api.routes import (
     account,
     apps,
+    buildpack_installations,
     builds,
     collaborators,
     config_vars,
@@ -35,6 +36,7 @@ from dockyard.errors import DockyardError
 ROUTERS = (
     account,
     apps,
+    buildpack_installations,
     builds,
     collaborators,
     config_vars,

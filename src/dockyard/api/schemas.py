@@ -14,6 +14,7 @@ from dockyard.store.records import (
     Account,
     App,
     Build,
+    BuildpackInstallation,
     Collaborator,
     Domain,
     Dyno,
@@ -191,6 +192,14 @@ def build_json(app: App, build: Build) -> JSON:
     }
 
 
+def buildpack_installation_json(installation: BuildpackInstallation) -> JSON:
+    """Heroku's shape; ``ordinal`` counts from 0 (the CLI shows it plus one)."""
+    return {
+        "buildpack": {"name": installation.name, "url": installation.url},
+        "ordinal": installation.ordinal - 1,
+    }
+
+
 def collaborator_json(app: App, collaborator: Collaborator) -> JSON:
     return {
         "app": app_ref(app),
@@ -295,3 +304,11 @@ class LogSessionCreate(Body):
     source: str | None = None
     tail: bool = False
     type: str | None = None
+
+
+class BuildpackUpdate(Body):
+    buildpack: str
+
+
+class BuildpackInstallationsUpdate(Body):
+    updates: list[BuildpackUpdate]
