@@ -268,6 +268,42 @@ class Build:
         )
 
 
+@dataclass(frozen=True)
+class BuildpackInstallation:
+    url: str
+    name: str
+    ordinal: int
+    """Counts from 0, as the API sends it."""
+    raw: Json = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Json) -> BuildpackInstallation:
+        return cls(
+            url=(_nested(data, "buildpack", "url") or "").removeprefix("urn:buildpack:"),
+            name=_nested(data, "buildpack", "name") or "",
+            ordinal=_int(data, "ordinal"),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """An upload slot from ``POST /sources``: ``PUT`` a tarball to ``put_url``, then build from
+    ``get_url``."""
+
+    get_url: str
+    put_url: str
+    raw: Json = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Json) -> Source:
+        return cls(
+            get_url=_nested(data, "source_blob", "get_url") or "",
+            put_url=_nested(data, "source_blob", "put_url") or "",
+            raw=data,
+        )
+
+
 class PlatformClient:
     """One method per Platform API endpoint the CLI uses; every failure is a ``DockyardError``."""
 
@@ -434,6 +470,66 @@ class PlatformClient:
 
     def builds(self, app: str) -> list[Build]:
         return [Build.from_json(item) for item in self._list(f"{self._app(app)}/builds")]
+
+    def build(self, app: str, build_id: str) -> Build:
+        return Build.from_json(self._object("GET", f"{self._app(app)}/builds/{_segment(build_id)}"))
+
+    def create_build(
+        self,
+        app: str,
+        url: str,
+        *,
+        checksum: str | None = None,
+        version: str | None = None,
+        buildpacks: Sequence[str] | None = None,
+    ) -> Build:
+        """Start a build of the tarball at ``url``; it runs in the background (status ``pending``)."""
+        blob: Json = {"url": url}
+        if checksum is not None:
+            blob["checksum"] = checksum
+        if version is not None:
+            blob["version"] = version
+        body: Json = {"source_blob": blob}
+        if buildpacks is not None:
+            body["buildpacks"] = [{"url": u} for u in buildpacks]
+        return Build.from_json(self._object("POST", f"{self._app(app)}/builds", body))
+
+    def build_output(self, output_stream_url: str) -> Iterator[str]:
+        """The lines of a build's output as they are produced, until the build ends."""
+        for line in self.api.stream_lines("GET", output_stream_url):
+            yield str(line)
+
+    def purge_build_cache(self, app: str) -> None:
+        self.api.request("DELETE", f"{self._app(app)}/build-cache")
+
+    def create_source(self) -> Source:
+        return Source.from_json(self._object("POST", "/sources"))
+
+    # -- buildpack installations ----------------------------------------------------------------
+
+    def buildpacks(self, app: str) -> list[BuildpackInstallation]:
+        """The app's buildpacks in order (an empty list: detected at each build)."""
+        path = f"{self._app(app)}/buildpack-installations"
+        found = [BuildpackInstallation.from_json(item) for item in self._list(path)]
+        return sorted(found, key=lambda b: b.ordinal)
+
+    def set_buildpacks(self, app: str, urls: Sequence[str]) -> list[BuildpackInstallation]:
+        """Replace the app's whole list with ``urls``, in order."""
+        body: Json = {"updates": [{"buildpack": url} for url in urls]}
+        path = f"{self._app(app)}/buildpack-installations"
+        response = self.api.request("PUT", path, json=body)
+        data = response.json() if response.content else []
+        if not isinstance(data, list):
+            raise ApiError(
+                "the API answered PUT buildpack-installations with something other than a list",
+                error_id="bad_response",
+                status=response.status_code,
+            )
+        found = [
+            BuildpackInstallation.from_json(_expect_object(item, "a buildpack installation"))
+            for item in data
+        ]
+        return sorted(found, key=lambda b: b.ordinal)
 
     # -- logs -----------------------------------------------------------------------------------
 
