@@ -191,6 +191,29 @@ class DynoRow(Base):
     host: Mapped[str] = mapped_column(String(253), index=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    next_retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """For a crashed dyno waiting out its back-off: when the agent restarts it."""
+
+
+class OneOffDynoRow(Base):
+    """A one-off dyno (``run.1234``) asked for through ``POST /apps/{app}/dynos``: its desired state,
+    kept until it has run. The agent reports the running dyno like any other (``dynos``)."""
+
+    __tablename__ = "one_off_dynos"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(140))
+    command: Mapped[str] = mapped_column(Text)
+    env: Mapped[dict[str, str]] = mapped_column(JSON)
+    """Variables set for this run only, on top of the release's config."""
+    size: Mapped[str] = mapped_column(String(40))
+    attach: Mapped[bool] = mapped_column(Boolean)
+    time_to_live: Mapped[int] = mapped_column(Integer)
+    """Seconds after its start when the agent stops it."""
+    release_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """``pending`` (wanted), ``stopped`` (a stop was asked for) or ``exited`` (it ran)."""
 
 
 class DomainRow(Timestamps, Base):

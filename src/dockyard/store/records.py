@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from dockyard.types import (
     AccountId,
@@ -142,6 +143,35 @@ class Dyno:
     host: str
     started_at: datetime
     updated_at: datetime
+    next_retry_at: datetime | None = None
+    """For a crashed dyno waiting out its back-off: when the agent restarts it."""
+
+
+OneOffState = Literal["pending", "stopped", "exited"]
+"""``pending``: wanted (starting or running); ``stopped``: a stop was asked for; ``exited``: it ran."""
+
+
+@dataclass(frozen=True)
+class OneOffDyno:
+    """A one-off dyno as asked for (``POST /apps/{app}/dynos``); the agent reports it like any dyno."""
+
+    id: str
+    app_id: AppId
+    name: DynoName
+    """``run.1234``."""
+    command: str
+    env: Mapping[str, str]
+    """Set for this run only, on top of the release's config vars."""
+    size: str
+    attach: bool
+    time_to_live: int
+    release_version: ReleaseVersion
+    created_at: datetime
+    state: OneOffState
+
+    @property
+    def type(self) -> ProcessType:
+        return ProcessType(self.name.partition(".")[0])
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dockyard.store.models import (
     DomainRow,
     DynoRow,
     FormationRow,
+    OneOffDynoRow,
     SlugRow,
     SourceRow,
     SshKeyRow,
@@ -124,6 +125,34 @@ def dyno_record(row: DynoRow) -> r.Dyno:
         host=row.host,
         started_at=row.started_at,
         updated_at=row.updated_at,
+        next_retry_at=row.next_retry_at,
+    )
+
+
+_ONE_OFF_STATES: dict[str, r.OneOffState] = {
+    "pending": "pending",
+    "stopped": "stopped",
+    "exited": "exited",
+}
+
+
+def one_off_state(value: str) -> r.OneOffState:
+    return _ONE_OFF_STATES[value]
+
+
+def one_off_dyno_record(row: OneOffDynoRow) -> r.OneOffDyno:
+    return r.OneOffDyno(
+        id=row.id,
+        app_id=AppId(row.app_id),
+        name=DynoName(row.name),
+        command=row.command,
+        env={str(k): str(v) for k, v in (row.env or {}).items()},
+        size=row.size,
+        attach=row.attach,
+        time_to_live=row.time_to_live,
+        release_version=ReleaseVersion(row.release_version),
+        created_at=row.created_at,
+        state=one_off_state(row.state),
     )
 
 

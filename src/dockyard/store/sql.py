@@ -8,7 +8,7 @@ backend a single-machine install uses.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ from dockyard.store.models import (
     DomainRow,
     DynoRow,
     FormationRow,
+    OneOffDynoRow,
     ReleaseRow,
     SlugRow,
     SourceRow,
@@ -272,6 +273,7 @@ class Tx:
         row = self._app_row(app_id)
         for table in (
             DynoRow,
+            OneOffDynoRow,
             FormationRow,
             BuildpackInstallationRow,
             DomainRow,
@@ -653,6 +655,7 @@ class Tx:
                 host=host,
                 started_at=d.started_at,
                 updated_at=d.updated_at,
+                next_retry_at=d.next_retry_at,
             )
             for d in dynos
             if d.app_id in known_apps
@@ -663,6 +666,67 @@ class Tx:
         if app_id is not None:
             query = query.where(DynoRow.app_id == app_id)
         return [rows.dyno_record(row) for row in self.session.scalars(query)]
+
+    # -- one-off dynos (their desired state) ----------------------------------------------------------
+
+    def add_one_off_dyno(
+        self,
+        app_id: str,
+        *,
+        name: str,
+        command: str,
+        env: Mapping[str, str],
+        size: str,
+        attach: bool,
+        time_to_live: int,
+        release_version: int,
+    ) -> r.OneOffDyno:
+        row = OneOffDynoRow(
+            id=_new_id(),
+            app_id=app_id,
+            name=name,
+            command=command,
+            env=dict(env),
+            size=size,
+            attach=attach,
+            time_to_live=time_to_live,
+            release_version=release_version,
+            created_at=self._now(),
+            state="pending",
+        )
+        self.session.add(row)
+        self.session.flush()
+        return rows.one_off_dyno_record(row)
+
+    def list_one_off_dynos(
+        self, app_id: str | None = None, *, states: Collection[r.OneOffState] | None = None
+    ) -> list[r.OneOffDyno]:
+        """Oldest first; only those in ``states`` when given."""
+        query = select(OneOffDynoRow).order_by(OneOffDynoRow.created_at, OneOffDynoRow.id)
+        if app_id is not None:
+            query = query.where(OneOffDynoRow.app_id == app_id)
+        if states is not None:
+            query = query.where(OneOffDynoRow.state.in_(list(states)))
+        return [rows.one_off_dyno_record(row) for row in self.session.scalars(query)]
+
+    def get_one_off_dyno(self, app_id: str, id_or_name: str) -> r.OneOffDyno:
+        """By id, or by name (``run.1234``): the pending one of that name, else the newest."""
+        column = OneOffDynoRow.id if _looks_like_uuid(id_or_name) else OneOffDynoRow.name
+        row = self.session.scalars(
+            select(OneOffDynoRow)
+            .where(OneOffDynoRow.app_id == app_id, column == id_or_name)
+            .order_by((OneOffDynoRow.state == "pending").desc(), OneOffDynoRow.created_at.desc())
+        ).first()
+        if row is None:
+            raise NotFoundError(f"Couldn't find that dyno: {id_or_name}")
+        return rows.one_off_dyno_record(row)
+
+    def set_one_off_dyno_state(self, dyno_id: str, state: r.OneOffState) -> r.OneOffDyno:
+        row = self.session.get(OneOffDynoRow, dyno_id)
+        if row is None:
+            raise NotFoundError(f"Couldn't find that dyno: {dyno_id}")
+        row.state = state
+        return rows.one_off_dyno_record(row)
 
     # -- domains --------------------------------------------------------------------------------------
 
