@@ -304,6 +304,34 @@ class Source:
         )
 
 
+@dataclass(frozen=True)
+class SshKey:
+    id: str
+    fingerprint: str
+    comment: str
+    public_key: str
+    email: str | None
+    created_at: datetime | None
+    raw: Json = field(repr=False, compare=False)
+
+    @property
+    def type(self) -> str:
+        """``ssh-ed25519``, ``ecdsa-sha2-nistp256``, ``ssh-rsa``…"""
+        return self.public_key.split(" ", 1)[0]
+
+    @classmethod
+    def from_json(cls, data: Json) -> SshKey:
+        return cls(
+            id=_str(data, "id"),
+            fingerprint=_str(data, "fingerprint"),
+            comment=_str(data, "comment"),
+            public_key=_str(data, "public_key"),
+            email=_opt_str(data, "email"),
+            created_at=_time(data, "created_at"),
+            raw=data,
+        )
+
+
 class PlatformClient:
     """One method per Platform API endpoint the CLI uses; every failure is a ``DockyardError``."""
 
@@ -373,6 +401,17 @@ class PlatformClient:
 
     def account(self) -> Account:
         return Account.from_json(self._object("GET", "/account"))
+
+    def keys(self) -> list[SshKey]:
+        return [SshKey.from_json(item) for item in self._list("/account/keys")]
+
+    def add_key(self, public_key: str) -> SshKey:
+        body: Json = {"public_key": public_key}
+        return SshKey.from_json(self._object("POST", "/account/keys", body))
+
+    def remove_key(self, key_id: str) -> SshKey:
+        """Delete a key by its id (fingerprints hold ``/``, which a path segment cannot carry)."""
+        return SshKey.from_json(self._object("DELETE", f"/account/keys/{_segment(key_id)}"))
 
     # -- apps -----------------------------------------------------------------------------------
 
