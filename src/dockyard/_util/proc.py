@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
+import selectors
 import signal
 import subprocess
 import time
@@ -47,6 +49,28 @@ def _tail(data: bytes, limit: int = 2000) -> str:
     return data[-limit:].decode("utf-8", "replace").strip()
 
 
+Limits = Sequence[tuple[int, int]]
+"""Resource limits for a child: ``(resource.RLIMIT_*, value)`` pairs, each set as both the soft and
+the hard limit, so the child cannot raise them again."""
+
+
+def _set_limits(limits: Limits) -> Callable[[], None]:
+    pairs = [(which, (value, value)) for which, value in limits]
+
+    def apply() -> None:  # runs in the child between fork and exec: no imports, no locks
+        for which, pair in pairs:
+            resource.setrlimit(which, pair)
+
+    return apply
+
+
+def _extra_groups(user: int | None, group: int | None) -> list[int] | None:
+    """No supplementary groups for a child that switches identity. CPython switches ``user`` and
+    ``group`` in C after ``chdir`` and before ``preexec_fn``, so limits are set as the new user
+    (lowering a limit needs no privilege)."""
+    return None if user is None and group is None else []
+
+
 def run(
     argv: Argv,
     *,
@@ -55,8 +79,14 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     check: bool = True,
+    limits: Limits | None = None,
+    user: int | None = None,
+    group: int | None = None,
 ) -> Completed:
-    """Run a command to completion and capture its output."""
+    """Run a command to completion and capture its output.
+
+    ``limits`` are resource limits for the child (see ``Limits``); ``user`` and ``group`` are
+    numeric ids the child switches to (needs root)."""
     args = _argv(argv)
     try:
         result = subprocess.run(
@@ -67,9 +97,15 @@ def run(
             capture_output=True,
             timeout=timeout,
             check=False,
+            preexec_fn=_set_limits(limits) if limits else None,
+            user=user,
+            group=group,
+            extra_groups=_extra_groups(user, group),
         )
     except FileNotFoundError as exc:
         raise _missing(args, exc) from exc
+    except OSError as exc:  # not executable, not reachable by ``user``, out of processes...
+        raise CommandError(f"cannot run {args[0]}: {exc.strerror or exc}") from exc
     except subprocess.TimeoutExpired as exc:
         raise CommandError(f"{args[0]} did not finish within {timeout:g} s") from exc
     if check and result.returncode != 0:
@@ -95,10 +131,19 @@ def stream(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    limits: Limits | None = None,
+    user: int | None = None,
+    group: int | None = None,
+    watch: Callable[[], None] | None = None,
+    watch_interval: float = 0.5,
 ) -> int:
     """Run a command in its own process group, pass each output line (stdout and stderr merged) to
     ``on_line`` as it arrives, and return the exit code. On timeout the whole group is killed and
-    ``CommandError`` raised."""
+    ``CommandError`` raised.
+
+    ``watch`` is called about every ``watch_interval`` seconds while the command runs; whatever it
+    raises stops the command (its whole group is killed) and is raised again, as is anything
+    ``on_line`` raises. ``limits``, ``user`` and ``group`` are as for ``run``."""
     args = _argv(argv)
     try:
         proc = subprocess.Popen(
@@ -109,34 +154,24 @@ def stream(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_set_limits(limits) if limits else None,
+            user=user,
+            group=group,
+            extra_groups=_extra_groups(user, group),
         )
     except FileNotFoundError as exc:
         raise _missing(args, exc) from exc
+    except OSError as exc:
+        raise CommandError(f"cannot run {args[0]}: {exc.strerror or exc}") from exc
     if proc.stdout is None:  # pragma: no cover - stdout=PIPE always gives a pipe
         raise CommandError(f"{args[0]}: no output pipe")
-    deadline = None if timeout is None else time.monotonic() + timeout
-    timed_out = False
-    import selectors
-
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        buffer = b""
-        while True:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if wait == 0.0:
-                timed_out = True
-                break
-            if not selector.select(timeout=wait):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                on_line(line)
-        if buffer and not timed_out:
-            on_line(buffer)
+    try:
+        timed_out = _pump(proc.stdout.fileno(), on_line, timeout, watch, watch_interval)
+    except BaseException:
+        kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        raise
     if timed_out:
         kill_group(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -146,6 +181,42 @@ def stream(
     returncode = proc.wait()
     kill_group(proc.pid, signal.SIGKILL)  # leftovers of the group must not outlive the command
     return returncode
+
+
+def _pump(
+    fd: int,
+    on_line: Callable[[bytes], None],
+    timeout: float | None,
+    watch: Callable[[], None] | None,
+    watch_interval: float,
+) -> bool:
+    """Read ``fd`` to its end, line by line; True when ``timeout`` passed first."""
+    now = time.monotonic()
+    deadline = None if timeout is None else now + timeout
+    next_watch = now + watch_interval
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        buffer = b""
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return True
+            if watch is not None and now >= next_watch:
+                watch()
+                next_watch = time.monotonic() + watch_interval
+            waits = [t - now for t in (deadline, next_watch if watch else None) if t is not None]
+            if not selector.select(timeout=max(0.0, min(waits)) if waits else None):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                on_line(line)
+        if buffer:
+            on_line(buffer)
+    return False
 
 
 def spawn(
