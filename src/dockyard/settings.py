@@ -76,6 +76,14 @@ class AgentSettings:
 class BuildSettings:
     compile_timeout: float = 15 * 60
     max_repo_bytes: int = 1 << 30
+    release_phase_timeout: float = 60 * 60
+    """Seconds a release command may run before it is stopped and its release fails."""
+    slug_history: int = 10
+    """Newest releases per app whose slugs garbage collection keeps (besides running ones)."""
+    max_concurrent_builds: int = 2
+    """Build API builds that run at the same time; more wait in a queue."""
+    max_source_bytes: int = 512 << 20
+    """Largest source tarball a ``/sources`` upload or a build's ``source_blob.url`` may be."""
 
 
 @dataclass(frozen=True)
