@@ -86,6 +86,51 @@ class BuildSettings:
     """Largest source tarball a ``/sources`` upload or a build's ``source_blob.url`` may be."""
 
 
+USER_NAMESPACE_MODES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """The ``runc`` runtime: the stack image dynos run on, and the sandbox's sizes and uid ranges."""
+
+    stack: str = "dockyard-12"
+    """Name of the stack image (``<stack>-<version>.squashfs``); builds use ``<stack>-build``."""
+    stack_version: str = ""
+    """Pin the stack version dynos use (``YYYYMMDD-<12 hex>``); empty: the newest one built here."""
+    stacks_dir: str = ""
+    """Where stack images are kept; empty: ``<data dir>/stacks``."""
+    stack_mirror: str = ""
+    """The Debian mirror ``stack:build`` uses; empty: the one this host's apt uses."""
+    runc_root: str = "/run/dockyard/runc"
+    """runc's state directory for Dockyard's containers (``runc --root``)."""
+    user_namespaces: str = "auto"
+    """``auto`` (when the kernel allows), ``on`` (refuse to start without) or ``off``."""
+    uid_base: int = 1 << 20
+    """First host uid of the per-app ranges (65,536 uids each)."""
+    uid_slots: int = 4096
+    """How many apps can get a uid range."""
+    tmp_size_mb: int = 256
+    """Size cap of each dyno's ``/tmp``."""
+    scratch_size_mb: int = 512
+    """Size cap of what a dyno writes under ``/app`` (ephemeral, like Heroku's dyno filesystem)."""
+    nofile: int = 10000
+    """Open files per process in a dyno (``RLIMIT_NOFILE``)."""
+
+    def __post_init__(self) -> None:
+        if self.user_namespaces not in USER_NAMESPACE_MODES:
+            raise InvalidError(
+                f"setting runtime.user_namespaces (DOCKYARD_RUNTIME_USER_NAMESPACES): "
+                f"{self.user_namespaces!r} is not one of {', '.join(USER_NAMESPACE_MODES)}",
+                field="runtime.user_namespaces",
+            )
+        for name in ("uid_slots", "tmp_size_mb", "scratch_size_mb", "nofile"):
+            if getattr(self, name) < 1:
+                raise InvalidError(
+                    f"setting runtime.{name} (DOCKYARD_RUNTIME_{name.upper()}): must be at least 1",
+                    field=f"runtime.{name}",
+                )
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
@@ -96,6 +141,7 @@ class Settings:
     router: RouterSettings = field(default_factory=RouterSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     @property
     def api_url(self) -> str:
@@ -133,6 +179,13 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+    @property
+    def stacks_dir(self) -> Path:
+        """Stack images (the dynos' root filesystems) and their read-only mounts."""
+        if self.runtime.stacks_dir:
+            return Path(self.runtime.stacks_dir)
+        return self.data_dir / "stacks"
 
     @property
     def dynos_dir(self) -> Path:
