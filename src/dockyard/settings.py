@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dockyard.errors import InvalidError
 
@@ -86,6 +87,31 @@ class BuildSettings:
     """Largest source tarball a ``/sources`` upload or a build's ``source_blob.url`` may be."""
 
 
+@dataclass(frozen=True)
+class GitSettings:
+    """Git over SSH (the ``git-ssh`` process) and the push limits of both git transports."""
+
+    ssh_host: str = "127.0.0.1"
+    ssh_port: int = 2222
+    ssh_public_host: str = ""
+    """Host name in SSH remote URLs (``ssh://git@<host>:<port>/<app>.git``); empty: the API's host."""
+    push_rate_per_hour: int = 75
+    """Pushes an hour per account and app (Heroku's limit), per transport, refilled evenly."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ssh_port <= 65535:
+            raise InvalidError(
+                f"setting git.ssh_port (DOCKYARD_GIT_SSH_PORT): {self.ssh_port} is not a TCP port",
+                field="git.ssh_port",
+            )
+        if self.push_rate_per_hour < 1:
+            raise InvalidError(
+                "setting git.push_rate_per_hour (DOCKYARD_GIT_PUSH_RATE_PER_HOUR): "
+                f"{self.push_rate_per_hour} — allow at least 1 push an hour",
+                field="git.push_rate_per_hour",
+            )
+
+
 USER_NAMESPACE_MODES = ("auto", "on", "off")
 
 
@@ -142,6 +168,7 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    git: GitSettings = field(default_factory=GitSettings)
 
     @property
     def api_url(self) -> str:
@@ -228,6 +255,17 @@ class Settings:
     def internal_token_file(self) -> Path:
         """The token the agent and router present on ``/internal``."""
         return self.secrets_dir / "internal-token"
+
+    @property
+    def ssh_host_key_file(self) -> Path:
+        """The git SSH server's ed25519 host key, generated on its first start (mode 0600)."""
+        return self.secrets_dir / "ssh_host_ed25519_key"
+
+    def git_ssh_url(self, app_name: str) -> str:
+        """``ssh://git@<git.ssh_public_host or the API's host>:<git.ssh_port>/<app>.git``."""
+        host = self.git.ssh_public_host or urlsplit(self.api_url).hostname or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return f"ssh://git@{host}:{self.git.ssh_port}/{app_name}.git"
 
 
 def _convert(raw: object, annotation: Any, name: str) -> object:
