@@ -6,9 +6,11 @@ Each record converts to and from plain JSON so it can cross the API and be cache
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from dockyard.types import (
     AppId,
@@ -19,6 +21,10 @@ from dockyard.types import (
     ReleaseVersion,
     SlugDigest,
 )
+
+DynoKind = Literal["formation", "one-off"]
+"""``formation``: a slot of the app's formation (``web.1``); ``one-off``: ``run.1234``."""
+_KINDS: dict[str, DynoKind] = {"formation": "formation", "one-off": "one-off"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,16 @@ class DesiredDyno:
     size: str
     generation: str = "0"
     """Changes when a restart of this dyno is requested; a dyno of another generation is replaced."""
+    kind: DynoKind = "formation"
+    dyno_id: str = ""
+    """One-off dynos: the id the API gave the dyno; the agent starts it under this id."""
+    time_to_live: float | None = None
+    """One-off dynos: seconds after its start when the agent stops it."""
+    attach: bool = False
+    """One-off dynos: joined to a client through the rendezvous service; output goes there, not to
+    the logs."""
+    tty: bool = True
+    """Attached one-off dynos: the client wants a terminal (echo, line editing, ``\r\n``)."""
 
     @property
     def name(self) -> DynoName:
@@ -52,6 +68,7 @@ class DesiredDyno:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DesiredDyno:
+        ttl = data.get("time_to_live")
         return cls(
             app_id=AppId(str(data["app_id"])),
             app_name=AppName(str(data["app_name"])),
@@ -63,6 +80,11 @@ class DesiredDyno:
             env={str(k): str(v) for k, v in cast(Mapping[str, Any], data["env"]).items()},
             size=str(data["size"]),
             generation=str(data.get("generation", "0")),
+            kind=_KINDS[str(data.get("kind", "formation"))],
+            dyno_id=str(data.get("dyno_id", "")),
+            time_to_live=None if ttl is None else float(ttl),
+            attach=bool(data.get("attach", False)),
+            tty=bool(data.get("tty", True)),
         )
 
 
@@ -82,6 +104,9 @@ class DynoReport:
     """ISO 8601, UTC."""
     address: str | None = None
     """``host:port`` the router forwards to, for web dynos that are up."""
+    kind: DynoKind = "formation"
+    next_retry_at: str | None = None
+    """ISO 8601, UTC: for a crashed dyno waiting out its back-off, when the agent restarts it."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +117,7 @@ class DynoReport:
         if state not in ("starting", "up", "crashed", "down", "idle"):
             raise ValueError(f"unknown dyno state {state!r}")
         address = data.get("address")
+        retry = data.get("next_retry_at")
         return cls(
             id=str(data["id"]),
             app_id=AppId(str(data["app_id"])),
@@ -103,6 +129,8 @@ class DynoReport:
             size=str(data["size"]),
             started_at=str(data["started_at"]),
             address=None if address is None else str(address),
+            kind=_KINDS[str(data.get("kind", "formation"))],
+            next_retry_at=None if retry is None else str(retry),
         )
 
 
@@ -153,3 +181,19 @@ class RouteTable:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RouteTable:
         return cls(tuple(Route.from_json(r) for r in data.get("routes", ())))
+
+
+def attach_secret(key: str, dyno_id: str) -> str:
+    """The secret of an attached one-off dyno's ``attach_url``: the dyno's id and a MAC of it under
+    the rendezvous key (``<data dir>/secrets/rendezvous-key``), so the rendezvous service can check
+    it and find the dyno without any stored state."""
+    mac = hmac.new(key.encode(), f"rendezvous:{dyno_id}".encode(), hashlib.sha256).hexdigest()
+    return f"{dyno_id}.{mac}"
+
+
+def dyno_of_attach_secret(key: str, secret: str) -> str | None:
+    """The dyno id an ``attach_secret`` was made for, or None when the secret is not genuine."""
+    dyno_id, _, _ = secret.rpartition(".")
+    if not dyno_id or not hmac.compare_digest(attach_secret(key, dyno_id), secret):
+        return None
+    return dyno_id
