@@ -1,4 +1,8 @@
-"""Config vars: every change makes a new release (and so restarts the dynos)."""
+"""Config vars: every change makes a new release (and so restarts the dynos).
+
+When the current slug declares a release command, the new release is pending until that command
+has run in the background; the config vars themselves are changed at once (as on Heroku), and the
+dynos keep the previous release if the command fails."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Mapping
 
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
-from dockyard.control.releases import append_release, log_release
+from dockyard.control.releases import append_release, launch, log_release
 from dockyard.domain.config import apply_changes, describe_changes
 from dockyard.store.records import Account
 
@@ -41,4 +45,5 @@ def update_config(
     # Only key names reach the log, never values.
     platform.log(app.id, "heroku", "api", f"{description} by {account.email}")
     log_release(platform, app, release, account)
+    launch(platform, app, release)
     return updated

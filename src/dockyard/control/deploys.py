@@ -25,7 +25,14 @@ from dockyard.build.output import BuildOutput, human_size
 from dockyard.build.pipeline import BuildPipeline
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
-from dockyard.control.releases import append_release, log_release
+from dockyard.control.releases import (
+    DeployPlan,
+    complete_deploy,
+    formation_notes,
+    log_release,
+    plan_deploy,
+    record_deploy,
+)
 from dockyard.domain.releases import deploy_description
 from dockyard.errors import CommandError, ConflictError, DockyardError, PushRejectedError
 from dockyard.store.records import Account, App, Release
@@ -167,10 +174,11 @@ def build_and_release(
             output.error(exc.message)
             raise
     try:
-        with platform.store.read() as tx:
-            config = tx.get_config(app.id)
         try:
-            return _build_and_release(
+            plan = plan_deploy(platform, app, source_dir)
+            with platform.store.read() as tx:
+                config = {**tx.get_config(app.id), **plan.env}
+            release = _build_and_release(
                 platform,
                 app,
                 user,
@@ -180,11 +188,14 @@ def build_and_release(
                 source_dir,
                 output,
                 builtin_buildpacks() if buildpacks is None else buildpacks,
+                plan,
             )
         except BaseException as exc:
             if build_id is not None:
                 _record_failure(platform, build_id, exc, output)
             raise
+        # The build succeeded; the release phase decides whether its release is deployed.
+        return complete_deploy(platform, app, release, plan, output)
     finally:
         if held is not None:
             held.release()
@@ -200,6 +211,7 @@ def _build_and_release(
     source: Path,
     output: BuildOutput,
     buildpacks: Sequence[Buildpack],
+    plan: DeployPlan,
 ) -> Release:
     settings = platform.settings
     pipeline = BuildPipeline(
@@ -215,15 +227,17 @@ def _build_and_release(
             commit=sha,
             stack=app.stack,
         )
-        release = append_release(
-            tx,
-            app,
-            slug_id=slug.id,
-            config=tx.get_config(app.id),  # the newest config, should it have changed meanwhile
-            description=deploy_description(sha),
-            user=account,
+        release = record_deploy(  # with the newest config, should it have changed meanwhile
+            tx, app, plan, slug_id=slug.id, description=deploy_description(sha), user=account
         )
+        for note in formation_notes(plan, result.process_types):
+            output.detail(note)
         output.heading("Launching...")
+        if release.status == "pending":
+            output.error(
+                "Release command declared: this new release will not be available until the "
+                "command succeeds."
+            )
         output.detail(f"Released v{release.version}")
         output.detail(f"{settings.app_url(app.name)} deployed to Dockyard")
         if build_id is not None:
