@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -71,6 +72,73 @@ class AgentSettings:
     """Seconds a web dyno has to accept connections on $PORT (Heroku's R10)."""
     stop_timeout: float = 30.0
     """Seconds between SIGTERM and SIGKILL (Heroku's R12)."""
+    crash_backoff: str = "20m, 40m, 60m, 180m, 320m"
+    """Cool-offs before restarting a dyno that crashed again (the first crash restarts at once; the
+    last cool-off repeats): seconds, or minutes and hours with ``m`` / ``h``. Heroku's schedule."""
+    cycle_period: float = 24 * 60 * 60
+    """Seconds after which every dyno is restarted (Heroku's daily cycling), plus its jitter."""
+    cycle_jitter: float = 216 * 60
+    """Up to this many seconds added to ``cycle_period``, a fixed amount per dyno."""
+    memory_check_interval: float = 10.0
+    """Seconds between two reads of each dyno's memory use (R14, R15)."""
+    idle_timeout: float = 30 * 60
+    """Seconds without a request after which an ``eco`` web dyno sleeps."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "refresh_interval",
+            "boot_timeout",
+            "cycle_period",
+            "memory_check_interval",
+            "idle_timeout",
+        ):
+            value = getattr(self, name)
+            if not value > 0:  # also rejects NaN
+                raise InvalidError(
+                    f"setting agent.{name} (DOCKYARD_AGENT_{name.upper()}): {value!r} is not a "
+                    "positive number of seconds — set it above 0 or leave it out for the default",
+                    field=f"agent.{name}",
+                )
+        if not self.stop_timeout >= 0 or not self.cycle_jitter >= 0:
+            raise InvalidError(
+                "settings agent.stop_timeout and agent.cycle_jitter must be 0 or more seconds",
+                field="agent",
+            )
+        for item in self.crash_backoff.split(","):
+            if item.strip() and not _DURATION.fullmatch(item.strip().lower()):
+                raise InvalidError(
+                    f"setting agent.crash_backoff (DOCKYARD_AGENT_CRASH_BACKOFF): {item.strip()!r} "
+                    "is not a duration — write e.g. 20m, 40m, 60m, 180m, 320m",
+                    field="agent.crash_backoff",
+                )
+
+
+_DURATION = re.compile(r"\d+(\.\d+)?[smh]?")
+
+
+@dataclass(frozen=True)
+class RendezvousSettings:
+    """The rendezvous service that joins ``run`` clients to their one-off dynos (TLS)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5001
+    public_host: str = ""
+    """Host name in ``attach_url`` and in the TLS certificate; empty: the API's host."""
+    attach_timeout: float = 60.0
+    """Seconds a client waits for its dyno's terminal, and a terminal for its client."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise InvalidError(
+                f"setting rendezvous.port (DOCKYARD_RENDEZVOUS_PORT): {self.port} is not a TCP port",
+                field="rendezvous.port",
+            )
+        if not self.attach_timeout > 0:
+            raise InvalidError(
+                "setting rendezvous.attach_timeout (DOCKYARD_RENDEZVOUS_ATTACH_TIMEOUT): "
+                f"{self.attach_timeout!r} is not a positive number of seconds",
+                field="rendezvous.attach_timeout",
+            )
 
 
 @dataclass(frozen=True)
@@ -169,6 +237,7 @@ class Settings:
     build: BuildSettings = field(default_factory=BuildSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     git: GitSettings = field(default_factory=GitSettings)
+    rendezvous: RendezvousSettings = field(default_factory=RendezvousSettings)
 
     @property
     def api_url(self) -> str:
@@ -266,6 +335,53 @@ class Settings:
         host = self.git.ssh_public_host or urlsplit(self.api_url).hostname or "localhost"
         host = f"[{host}]" if ":" in host else host
         return f"ssh://git@{host}:{self.git.ssh_port}/{app_name}.git"
+
+    # The one-off dynos' rendezvous service, and the agent's local endpoints.
+    @property
+    def rendezvous_public_host(self) -> str:
+        return self.rendezvous.public_host or urlsplit(self.api_url).hostname or "localhost"
+
+    @property
+    def rendezvous_url(self) -> str:
+        """``rendezvous://<host>:<port>``; an ``attach_url`` adds ``/<secret>``."""
+        host = self.rendezvous_public_host
+        host = f"[{host}]" if ":" in host else host
+        return f"rendezvous://{host}:{self.rendezvous.port}"
+
+    @property
+    def rendezvous_key_file(self) -> Path:
+        """The key attach secrets are signed with (shared by the API and the rendezvous service)."""
+        return self.secrets_dir / "rendezvous-key"
+
+    @property
+    def rendezvous_cert_file(self) -> Path:
+        """The rendezvous service's self-signed certificate (point ``NODE_EXTRA_CA_CERTS`` here)."""
+        return self.secrets_dir / "rendezvous.crt"
+
+    @property
+    def rendezvous_tls_key_file(self) -> Path:
+        return self.secrets_dir / "rendezvous.key"
+
+    @property
+    def run_dir(self) -> Path:
+        """Local Unix sockets of the platform's processes (mode 0700)."""
+        return self.data_dir / "run"
+
+    @property
+    def rendezvous_socket(self) -> Path:
+        """Where the agent hands one-off dynos' terminals to the rendezvous service."""
+        return self.run_dir / "rendezvous.sock"
+
+    @property
+    def agent_socket(self) -> Path:
+        """The agent's local endpoint: ``wake <app id>`` starts a sleeping app's web dynos."""
+        return self.run_dir / "agent.sock"
+
+    @property
+    def last_request_dir(self) -> Path:
+        """``<app id>`` files whose modification time is the app's last request (the router touches
+        them, at most once a second); the agent puts ``eco`` web dynos to sleep from them."""
+        return self.state_dir / "last-request"
 
 
 def _convert(raw: object, annotation: Any, name: str) -> object:
