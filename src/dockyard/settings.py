@@ -153,6 +153,35 @@ class BuildSettings:
     """Build API builds that run at the same time; more wait in a queue."""
     max_source_bytes: int = 512 << 20
     """Largest source tarball a ``/sources`` upload or a build's ``source_blob.url`` may be."""
+    max_source_files: int = 100_000
+    """Most files and directories a pushed tree or source tarball may hold."""
+    max_source_depth: int = 100
+    """Deepest directory nesting a pushed tree or source tarball may have."""
+    max_slug_bytes: int = 500 << 20
+    """Largest compressed slug a build may produce (Heroku's limit)."""
+    memory_bytes: int = 4 << 30
+    """Data memory (heap) each buildpack process may use (``RLIMIT_DATA``)."""
+    max_processes: int = 1024
+    """Processes and threads a build may run at once (``RLIMIT_NPROC`` of its own user)."""
+    disk_bytes: int = 10 << 30
+    """Disk space a build may use: build directory, cache, env and temporary files."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_source_files",
+            "max_source_depth",
+            "max_slug_bytes",
+            "memory_bytes",
+            "max_processes",
+            "disk_bytes",
+        ):
+            if getattr(self, name) <= 0:
+                raise InvalidError(
+                    f"setting build.{name} (DOCKYARD_BUILD_{name.upper()}): "
+                    f"{getattr(self, name)!r} is not a positive number — set it above 0 or leave "
+                    "it out for the default",
+                    field=f"build.{name}",
+                )
 
 
 @dataclass(frozen=True)
