@@ -313,9 +313,10 @@ def complete_deploy(
             else "nothing was deployed"
         )
         collect_garbage_quietly(platform)
-        raise BuildError(
-            f"Release v{release.version} failed: {reason}. It was not deployed; {keeps}."
-        )
+        message = f"Release v{release.version} failed: {reason}. It was not deployed; {keeps}."
+        with contextlib.suppress(OSError):  # the pusher may be gone
+            output.error(message)
+        raise BuildError(message)
     if plan.first_deploy and plan.manifest is not None and plan.manifest.postdeploy is not None:
         _postdeploy(platform, app, finished, plan.manifest, output, runtime)
     collect_garbage_quietly(platform)
