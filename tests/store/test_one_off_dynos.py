@@ -55,6 +55,7 @@ def test_a_one_off_dyno_is_stored_pending_and_read_back_whole(store: SqlStore) -
         3,
     )
     assert dyno.state == "pending"
+    assert dyno.tty is True
     assert dyno.created_at.tzinfo is not None
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -208,6 +209,8 @@ class OneOffDynoRow(Base):
     """Variables set for this run only, on top of the release's config."""
     size: Mapped[str] = mapped_column(String(40))
     attach: Mapped[bool] = mapped_column(Boolean)
+    tty: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """Attached runs: whether the client asked for a terminal (``force_no_tty`` not set)."""
     time_to_live: Mapped[int] = mapped_column(Integer)
     """Seconds after its start when the agent stops it."""
     release_version: Mapped[int] = mapped_column(Integer)

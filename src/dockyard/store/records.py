@@ -164,6 +164,8 @@ class OneOffDyno:
     """Set for this run only, on top of the release's config vars."""
     size: str
     attach: bool
+    tty: bool
+    """Attached runs: the client asked for a terminal."""
     time_to_live: int
     release_version: ReleaseVersion
     created_at: datetime

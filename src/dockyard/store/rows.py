@@ -149,6 +149,7 @@ def one_off_dyno_record(row: OneOffDynoRow) -> r.OneOffDyno:
         env={str(k): str(v) for k, v in (row.env or {}).items()},
         size=row.size,
         attach=row.attach,
+        tty=row.tty,
         time_to_live=row.time_to_live,
         release_version=ReleaseVersion(row.release_version),
         created_at=row.created_at,

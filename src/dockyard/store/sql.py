@@ -680,6 +680,7 @@ class Tx:
         attach: bool,
         time_to_live: int,
         release_version: int,
+        tty: bool = True,
     ) -> r.OneOffDyno:
         row = OneOffDynoRow(
             id=_new_id(),
@@ -689,6 +690,7 @@ class Tx:
             env=dict(env),
             size=size,
             attach=attach,
+            tty=tty,
             time_to_live=time_to_live,
             release_version=release_version,
             created_at=self._now(),

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("env", sa.JSON(), nullable=False),
         sa.Column("size", sa.String(length=40), nullable=False),
         sa.Column("attach", sa.Boolean(), nullable=False),
+        sa.Column("tty", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("time_to_live", sa.Integer(), nullable=False),
         sa.Column("release_version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
