@@ -13,7 +13,7 @@ from dockyard.build.output import BuildOutput
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.config import update_config
 from dockyard.control.context import STACK, Platform
-from dockyard.control.releasephase import ONE_OFF_LABEL, run_release_phase
+from dockyard.control.releasephase import KIND_LABEL, run_release_phase
 from dockyard.control.releases import append_release, rollback
 from dockyard.runtime.base import DynoSpec, RunningDyno
 from dockyard.runtime.process import ProcessRuntime
@@ -249,6 +249,6 @@ def test_one_off_processes_carry_the_label_the_dyno_manager_skips(
     assert (spec.name, spec.process_type, dict(spec.labels)) == (
         "release.2",
         "release",
-        {ONE_OFF_LABEL: "release"},
+        {KIND_LABEL: "release"},
     )
     assert spec.env == {"MODE": "blue"}

@@ -40,9 +40,10 @@ POLL_INTERVAL = 0.1
 """Seconds between two looks at a running one-off process."""
 OUTPUT_LIMIT = 1 << 20
 """Bytes of output kept on the release record (the newest; Heroku truncates from the start too)."""
-ONE_OFF_LABEL = "dockyard.one-off"
-"""Label on one-off processes (value: their process type). The dyno manager must leave dynos with
-this label alone: they are not part of any formation."""
+KIND_LABEL = "dockyard.kind"
+"""Label on the processes run here; its value is their process type (``release``,
+``postdeploy``). The dyno manager leaves such dynos alone: they belong to no formation and are not
+the one-off dynos (``one-off``) it starts itself."""
 _READ_LIMIT = 1 << 16
 _MAX_LINE = 64 << 10
 
@@ -143,7 +144,7 @@ def run_one_off(
         command=command,
         env=dict(release.config),
         size=size or DEFAULT_SIZE,
-        labels={ONE_OFF_LABEL: process_type},
+        labels={KIND_LABEL: process_type},
     )
     platform.log(app.id, "heroku", name, f"Starting process with command `{command}`")
     try:
