@@ -7,6 +7,7 @@ from datetime import datetime
 
 from dockyard.control.context import Platform
 from dockyard.domain.dataplane import DesiredDyno, DynoReport, Route, RouteTable
+from dockyard.errors import NotFoundError
 from dockyard.store import Tx
 from dockyard.store.records import Dyno
 from dockyard.types import ProcessType, SlugDigest
@@ -45,12 +46,50 @@ def _desired_for_app(tx: Tx, app_id: str) -> list[DesiredDyno]:
     return dynos
 
 
+def _one_offs(tx: Tx) -> list[DesiredDyno]:
+    """The one-off dynos still wanted, each in the slug and config of the release it was asked for
+    in, plus the variables of its request."""
+    dynos = []
+    apps = {app.id: app for app in tx.list_apps()}
+    for one_off in tx.list_one_off_dynos(states=["pending"]):
+        app = apps.get(one_off.app_id)
+        if app is None:
+            continue
+        try:
+            release = tx.get_release(app.id, one_off.release_version)
+        except NotFoundError:
+            continue
+        if release.slug_id is None:
+            continue
+        ptype, _, index = one_off.name.partition(".")
+        dynos.append(
+            DesiredDyno(
+                app_id=app.id,
+                app_name=app.name,
+                process_type=ProcessType(ptype),
+                index=int(index) if index.isdigit() else 0,
+                release_version=release.version,
+                slug_digest=SlugDigest(tx.get_slug(release.slug_id).digest),
+                command=one_off.command,
+                env={**release.config, **one_off.env},
+                size=one_off.size,
+                kind="one-off",
+                dyno_id=one_off.id,
+                time_to_live=float(one_off.time_to_live),
+                attach=one_off.attach,
+                tty=one_off.tty,
+            )
+        )
+    return dynos
+
+
 def desired_dynos(platform: Platform, host: str) -> list[DesiredDyno]:
-    """Every dyno that should run. One host runs everything for now; placement across hosts comes with
-    the Kubernetes runtime."""
+    """Every dyno that should run: the formations, then the one-off dynos. One host runs everything
+    for now; placement across hosts comes with the Kubernetes runtime."""
     del host
     with platform.store.read() as tx:
-        return [d for app in tx.list_apps() for d in _desired_for_app(tx, app.id)]
+        formation = [d for app in tx.list_apps() for d in _desired_for_app(tx, app.id)]
+        return formation + _one_offs(tx)
 
 
 def route_table(platform: Platform) -> RouteTable:
@@ -81,6 +120,8 @@ def route_table(platform: Platform) -> RouteTable:
 
 
 def record_dynos(platform: Platform, host: str, reports: Sequence[DynoReport]) -> None:
+    """Store what ``host`` runs. A one-off dyno reported ``down`` or ``crashed`` has run: it is no
+    longer wanted, so the agent forgets it and it leaves ``ps``."""
     now = platform.clock.now()
     records = [
         Dyno(
@@ -96,11 +137,17 @@ def record_dynos(platform: Platform, host: str, reports: Sequence[DynoReport]) -
             host=host,
             started_at=_parse_time(r.started_at, now),
             updated_at=now,
+            next_retry_at=None if r.next_retry_at is None else _parse_time(r.next_retry_at, now),
         )
         for r in reports
     ]
+    finished = {r.id for r in reports if r.kind == "one-off" and r.state in ("down", "crashed")}
     with platform.store.transaction() as tx:
         tx.replace_dynos(host, records)
+        if finished:
+            for one_off in tx.list_one_off_dynos(states=["pending"]):
+                if one_off.id in finished:
+                    tx.set_one_off_dyno_state(one_off.id, "exited")
 
 
 def _parse_time(text: str, default: datetime) -> datetime:
