@@ -146,6 +146,7 @@ def dyno_json(app: App, dyno: Dyno) -> JSON:
         "created_at": timestamp(dyno.started_at),
         "id": dyno.id,
         "name": dyno.name,
+        "next_retry_at": timestamp(dyno.next_retry_at),
         "release": {"id": None, "version": dyno.release_version},
         "size": display_size(dyno.size),
         "state": dyno.state,
