@@ -24,6 +24,7 @@ from dockyard.settings import Settings
         ("https://codon-buildpacks.s3.amazonaws.com/buildpacks/heroku/static.tgz", "heroku/static"),
         ("heroku-community/static", "heroku/static"),
         ("procfile", "dockyard/procfile"),
+        ("dockyard/python", "heroku/python"),
     ],
 )
 def test_builtin_aliases(reference: str, expected: str, settings: Settings) -> None:

@@ -37,9 +37,20 @@ BUILTIN_BUILDPACKS = ("heroku/python", "heroku/nodejs", "heroku/static", "dockya
 """Names of the built-in buildpacks, as stored and shown."""
 
 _EXTRA_ALIASES = {
-    "heroku/python": ("python", "heroku-buildpack-python"),
-    "heroku/nodejs": ("nodejs", "node", "heroku/node", "heroku-buildpack-nodejs"),
-    "heroku/static": ("static", "heroku-community/static", "heroku-buildpack-static"),
+    "heroku/python": ("python", "dockyard/python", "heroku-buildpack-python"),
+    "heroku/nodejs": (
+        "nodejs",
+        "node",
+        "heroku/node",
+        "dockyard/nodejs",
+        "heroku-buildpack-nodejs",
+    ),
+    "heroku/static": (
+        "static",
+        "dockyard/static",
+        "heroku-community/static",
+        "heroku-buildpack-static",
+    ),
     "dockyard/procfile": ("procfile", "heroku-community/procfile", "heroku/procfile"),
 }
 
