@@ -1,14 +1,18 @@
 """``ClassicBuildpack``: a buildpack directory with Heroku's ``bin/detect``, ``bin/compile`` and
 ``bin/release`` scripts, run as separate processes.
 
-The scripts see a small, fixed environment (``PATH``, ``HOME``, ``LANG``, ``STACK``,
-``SOURCE_VERSION``), never the platform's own variables; config vars reach ``bin/compile`` only as
-files in ENV_DIR, as on Heroku.
+The scripts see a small, fixed environment (``PATH``, ``HOME``, ``LANG``, ``TMPDIR``, ``STACK``,
+``SOURCE_VERSION`` and what the ``export`` files of earlier buildpacks set), never the platform's
+own variables; config vars reach ``bin/compile`` only as files in ENV_DIR, as on Heroku. In a
+build, the pipeline runs a private copy of the buildpack (``for_build``) in the build's sandbox.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,25 +20,47 @@ import yaml
 
 from dockyard._util import proc
 from dockyard.build.buildpack import BuildEnv, BuildpackRelease
+from dockyard.build.isolation import Sandbox, failure_hint
 from dockyard.build.output import BuildOutput
 from dockyard.errors import CommandError, CompileError, DetectError
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SCRIPT_TIMEOUT = 60.0
-"""Seconds ``bin/detect`` and ``bin/release`` may take (``bin/compile`` has the compile timeout)."""
+"""Seconds ``bin/detect``, ``bin/release`` and sourcing an ``export`` file may take (``bin/compile``
+has the compile timeout)."""
+SHELL_NOISE = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 
 
 class ClassicBuildpack:
     def __init__(
-        self, path: Path, *, name: str | None = None, script_timeout: float = SCRIPT_TIMEOUT
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        script_timeout: float = SCRIPT_TIMEOUT,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.path = path
         self._name = name or path.name
         self.script_timeout = script_timeout
+        self.sandbox = sandbox
 
     @property
     def name(self) -> str:
         return self._name
+
+    looks_for = "what its bin/detect accepts"
+
+    def for_build(self, work_dir: Path, sandbox: Sandbox | None) -> ClassicBuildpack:
+        """A private copy of this buildpack in ``work_dir`` (created), run in ``sandbox``: the
+        scripts of a build may write into their own directory (the ``export`` file) without
+        touching the original or another build."""
+        shutil.copytree(self.path, work_dir, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        (work_dir / "export").unlink(missing_ok=True)  # a stale one committed by mistake
+        if sandbox is not None:
+            sandbox.grant(work_dir)
+        return ClassicBuildpack(
+            work_dir, name=self.name, script_timeout=self.script_timeout, sandbox=sandbox
+        )
 
     def _script(self, script: str, error: type[CompileError] | type[DetectError]) -> Path | None:
         path = self.path / "bin" / script
@@ -47,30 +73,30 @@ class ClassicBuildpack:
             )
         return path
 
-    def _environment(self, build_dir: Path, env: BuildEnv | None) -> dict[str, str]:
-        values = {
-            "PATH": os.environ.get("PATH", DEFAULT_PATH),
-            "HOME": str(build_dir),
-            "LANG": "C.UTF-8",
-        }
-        if env is not None:
-            values.update(env.variables())
-        return values
+    def _env(self, env: BuildEnv | None) -> BuildEnv:
+        return env if env is not None else BuildEnv(stack="", source_version=None)
 
-    def detect(self, build_dir: Path) -> str | None:
+    def _run(
+        self, argv: list[str | Path], build_dir: Path, env: BuildEnv | None, check: bool
+    ) -> proc.Completed:
+        build_env = self._env(env)
+        if self.sandbox is not None and build_env.sandbox is None:
+            build_env = dataclasses.replace(build_env, sandbox=self.sandbox)
+        environ = build_env.environ(build_dir)
+        if env is None:
+            environ.pop("STACK", None)
+        return build_env.run(
+            argv, cwd=build_dir, env=environ, timeout=self.script_timeout, check=check
+        )
+
+    def detect(self, build_dir: Path, env: BuildEnv | None = None) -> str | None:
         script = self._script("detect", DetectError)
         if script is None:
             raise DetectError(
                 f"Buildpack {self.name} has no bin/detect script — is it a buildpack?"
             )
         try:
-            result = proc.run(
-                [script, build_dir],
-                cwd=build_dir,
-                env=self._environment(build_dir, None),
-                timeout=self.script_timeout,
-                check=False,
-            )
+            result = self._run([script, build_dir], build_dir, env, check=False)
         except CommandError as exc:
             raise DetectError(f"Buildpack {self.name}: bin/detect failed: {exc.message}") from exc
         if result.returncode != 0:
@@ -84,33 +110,68 @@ class ClassicBuildpack:
         script = self._script("compile", CompileError)
         if script is None:
             raise CompileError(f"Buildpack {self.name} has no bin/compile script")
+        if self.sandbox is not None and env.sandbox is None:
+            env = dataclasses.replace(env, sandbox=self.sandbox)
+        tail: deque[str] = deque(maxlen=50)
+
+        def on_line(raw: bytes) -> None:
+            text = raw.decode("utf-8", "replace")
+            tail.append(text)
+            output.line(text)
+
+        what = f"Buildpack {self.name}: bin/compile"
         try:
-            code = proc.stream(
+            code = env.stream(
                 [script, build_dir, cache_dir, env_dir],
-                on_line=lambda raw: output.line(raw.decode("utf-8", "replace")),
+                on_line=on_line,
                 cwd=build_dir,
-                env=self._environment(build_dir, env),
-                timeout=env.timeout,
+                env=env.environ(build_dir),
+                what=what,
             )
         except CommandError as exc:
             raise CompileError(f"Buildpack {self.name}: {exc.message}") from exc
         if code != 0:
-            raise CompileError(f"Buildpack {self.name}: bin/compile exited with code {code}")
+            message = f"{what} exited with code {code}"
+            if env.sandbox is not None:
+                hint = failure_hint(code, list(tail), env.sandbox.limits)
+                message = f"{message}. {hint}" if hint else message
+            raise CompileError(message)
 
-    def release(self, build_dir: Path) -> BuildpackRelease:
+    def release(self, build_dir: Path, env: BuildEnv | None = None) -> BuildpackRelease:
         script = self._script("release", CompileError)
         if script is None:
             return BuildpackRelease()
         try:
-            result = proc.run(
-                [script, build_dir],
-                cwd=build_dir,
-                env=self._environment(build_dir, None),
-                timeout=self.script_timeout,
-            )
+            result = self._run([script, build_dir], build_dir, env, check=True)
         except CommandError as exc:
             raise CompileError(f"Buildpack {self.name}: bin/release failed: {exc.message}") from exc
         return parse_release(result.text, self.name)
+
+
+def read_exports(
+    export_file: Path, build_dir: Path, env: BuildEnv, buildpack: str
+) -> dict[str, str]:
+    """The variables an ``export`` file sets: it is sourced by ``/bin/sh`` in the build's sandbox
+    with the build environment, and what changed is returned (Heroku sources the export files of
+    earlier buildpacks before each later ``bin/compile``)."""
+    before = env.environ(build_dir)
+    try:
+        result = env.run(
+            ["/bin/sh", "-c", '. "$1" >&2 </dev/null && exec env -0', "export", export_file],
+            cwd=build_dir,
+            env=before,
+            timeout=SCRIPT_TIMEOUT,
+        )
+    except CommandError as exc:
+        raise CompileError(
+            f"Buildpack {buildpack}: its export file could not be sourced: {exc.message}"
+        ) from exc
+    exported: dict[str, str] = {}
+    for item in result.stdout.split(b"\0"):
+        key, sep, value = item.decode("utf-8", "replace").partition("=")
+        if sep and key not in SHELL_NOISE and before.get(key) != value:
+            exported[key] = value
+    return exported
 
 
 def parse_release(text: str, buildpack: str) -> BuildpackRelease:

@@ -1,0 +1,435 @@
+"""Build isolation until builds run in the dyno sandbox: every buildpack process runs as an
+unprivileged user of its own, under resource limits, watched while it runs, and cleaned up after.
+
+- **User**: when Dockyard runs as root, each running build takes a free slot from a pool of numeric
+  ids (``UID_BASE`` + slot, no ``/etc/passwd`` entry) held with a lock file for the build's
+  duration. The build's scratch directory is chowned to it; the kernel then enforces
+  ``RLIMIT_NPROC`` for that user alone, and every process left with that id is killed afterwards.
+  Without root, the scripts run as Dockyard's own user.
+- **Limits** (``setrlimit`` in the child): processes and threads (``RLIMIT_NPROC``), bytes per file
+  (``RLIMIT_FSIZE``), data memory per process (``RLIMIT_DATA``: heap and private mappings, not the
+  address-space reservations that V8 and WebAssembly make), no core dumps.
+- **Watch** (while ``bin/compile`` runs): the compile timeout, the disk space of the scratch
+  directory (build, cache, env and temporary files), free space on the file systems a build user can
+  write to, and the number of tasks of the build user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import resource
+import shutil
+import signal
+import stat
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard._util import proc
+from dockyard.build.output import human_size
+from dockyard.errors import CompileError, UnavailableError
+from dockyard.settings import BuildSettings
+
+UID_BASE = 2_100_000_000
+"""First numeric user (and group) id of build users; far above the ranges Debian hands out to
+users, system users, systemd's dynamic users and sub-uid ranges."""
+UID_SLOTS = 256
+"""Builds that can run at once as separate users."""
+SHARED_TMP_DIRS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 - swept, not used
+"""World-writable directories a build user can write to outside its scratch directory: watched for
+free space and cleared of the build user's files afterwards."""
+DISK_CHECK_MIN_INTERVAL = 1.0
+"""Seconds between two walks of the scratch directory; longer when a walk is slow (at most 10% of the
+time is spent walking)."""
+
+
+def duration(seconds: float) -> str:
+    """``15 min``, ``90 s``, ``0.5 s``."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+@dataclass(frozen=True)
+class BuildLimits:
+    compile_timeout: float | None = 15 * 60
+    memory_bytes: int = 4 << 30
+    max_processes: int = 1024
+    disk_bytes: int = 10 << 30
+
+    @classmethod
+    def from_settings(cls, settings: BuildSettings) -> BuildLimits:
+        return cls(
+            compile_timeout=settings.compile_timeout,
+            memory_bytes=settings.memory_bytes,
+            max_processes=settings.max_processes,
+            disk_bytes=settings.disk_bytes,
+        )
+
+
+@dataclass
+class _Task:
+    pid: int
+    threads: int
+
+
+def _tasks_of(uid: int) -> list[_Task]:
+    """Live (non-zombie) processes whose real or effective user is ``uid``, read from
+    ``/proc/<pid>/status`` (which stays accurate for processes that made themselves
+    non-dumpable)."""
+    found: list[_Task] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", "rb") as handle:
+                status = handle.read(4096)
+        except OSError:
+            continue  # gone meanwhile
+        uids: list[int] = []
+        threads = 1
+        zombie = False
+        for line in status.split(b"\n"):
+            if line.startswith(b"Uid:"):
+                uids = [int(v) for v in line.split()[1:3]]
+            elif line.startswith(b"Threads:"):
+                threads = int(line.split()[1])
+            elif line.startswith(b"State:"):
+                zombie = b"Z" in line.split()[1:2]
+        if uid in uids and not zombie:
+            found.append(_Task(int(entry.name), threads))
+    return found
+
+
+def kill_user_processes(uid: int, *, rounds: int = 200) -> None:
+    """SIGKILL every process of ``uid`` until none is left (a fork bomb forks between two scans,
+    so scan again)."""
+    for _ in range(rounds):
+        tasks = _tasks_of(uid)
+        if not tasks:
+            return
+        for task in tasks:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(task.pid, signal.SIGKILL)
+        time.sleep(0.01)  # let the kernel deliver the signals before scanning again
+
+
+def disk_usage(root: Path) -> int:
+    """Bytes allocated on disk by the files under ``root`` (symbolic links not followed, sparse
+    holes not counted, a hard-linked file once)."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [str(root)]
+    while stack:
+        path = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):
+                key = (info.st_dev, info.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+            total += info.st_blocks * 512
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(entry.path)
+    return total
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return None
+    return info.f_bavail * info.f_frsize
+
+
+def unreachable_ancestor(path: Path) -> Path | None:
+    """The first directory above ``path`` that other users cannot traverse, if any."""
+    for parent in reversed(path.resolve().parents):
+        if not os.stat(parent).st_mode & stat.S_IXOTH:
+            return parent
+    return None
+
+
+def grant(path: Path, uid: int, gid: int) -> None:
+    """Hand ``path`` and everything under it to ``uid``/``gid`` (links themselves, not followed)."""
+    os.lchown(path, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in (*dirnames, *filenames):
+            os.lchown(os.path.join(dirpath, name), uid, gid)
+
+
+def _remove_owned_by(uid: int, directory: Path) -> None:
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if info.st_uid != uid:
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+class _UidSlot:
+    """An exclusive claim on one build user id, held with ``flock`` on ``<lock_dir>/<slot>``."""
+
+    def __init__(self, lock_dir: Path) -> None:
+        lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for slot in range(UID_SLOTS):
+            fd = os.open(lock_dir / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid = UID_BASE + slot
+            self._fd: int | None = fd
+            return
+        raise UnavailableError(
+            f"All {UID_SLOTS} build slots are in use; push again when a build has finished"
+        )
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Sandbox:
+    """Runs the processes of one build: as the build user when there is one, with the limits, in
+    its own process group. ``close`` kills what is left and removes the user's temporary files."""
+
+    def __init__(
+        self,
+        scratch: Path,
+        limits: BuildLimits,
+        *,
+        uid: int | None = None,
+        warning: str | None = None,
+    ) -> None:
+        self.scratch = scratch
+        self.limits = limits
+        self.uid = uid
+        self.warning = warning
+        """Said to the user when the build cannot run as a separate user."""
+        self.tmp_dir = scratch / "tmp"
+        self._free_at_start = {d: _free_bytes(d) for d in self._watched_filesystems()}
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the build runs as a user of its own."""
+        return self.uid is not None
+
+    def _watched_filesystems(self) -> list[Path]:
+        return [self.scratch, *(d for d in SHARED_TMP_DIRS if d.is_dir())]
+
+    def rlimits(self) -> list[tuple[int, int]]:
+        nproc = self.limits.max_processes
+        if self.uid is None and os.geteuid() != 0:
+            # Shared with Dockyard's own user: leave room for what that user already runs.
+            nproc += sum(t.threads for t in _tasks_of(os.getuid()))
+        return [
+            (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_FSIZE, self.limits.disk_bytes),
+            (resource.RLIMIT_DATA, self.limits.memory_bytes),
+            (resource.RLIMIT_NPROC, nproc),
+        ]
+
+    def grant(self, path: Path) -> None:
+        """Let the build user own ``path`` (a directory in the scratch directory)."""
+        if self.uid is not None:
+            grant(path, self.uid, self.uid)
+
+    def run(
+        self,
+        argv: proc.Argv,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float | None,
+        check: bool = True,
+    ) -> proc.Completed:
+        """A short command (``bin/detect``, ``bin/release``), its output captured."""
+        try:
+            return proc.run(
+                argv,
+                cwd=cwd,
+                env=env,
+                timeout=timeout,
+                check=check,
+                limits=self.rlimits(),
+                user=self.uid,
+                group=self.uid,
+            )
+        finally:
+            self.sweep()
+
+    def stream(
+        self,
+        argv: proc.Argv,
+        *,
+        on_line: Callable[[bytes], None],
+        cwd: Path,
+        env: Mapping[str, str],
+        what: str,
+        timeout: float | None,
+    ) -> int:
+        """A long command (``bin/compile``, an installer) streaming its output, stopped with a
+        ``CompileError`` naming ``what`` and the limit when it runs out of time, disk space or
+        processes."""
+        guard = _Guard(self, what, timeout)
+        try:
+            return proc.stream(
+                argv,
+                on_line=on_line,
+                cwd=cwd,
+                env=env,
+                limits=self.rlimits(),
+                user=self.uid,
+                group=self.uid,
+                watch=guard.check,
+                watch_interval=0.25,
+            )
+        finally:
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Kill every process the build user still runs (daemons a script left behind)."""
+        if self.uid is not None:
+            kill_user_processes(self.uid)
+
+    def close(self) -> None:
+        if self.uid is not None:
+            kill_user_processes(self.uid)
+            for directory in SHARED_TMP_DIRS:
+                _remove_owned_by(self.uid, directory)
+
+    # Used by the guard
+    def free_space_drop(self) -> int:
+        drop = 0
+        for directory, before in self._free_at_start.items():
+            now = _free_bytes(directory)
+            if before is not None and now is not None:
+                drop = max(drop, before - now)
+        return drop
+
+
+class _Guard:
+    def __init__(self, sandbox: Sandbox, what: str, timeout: float | None) -> None:
+        self.sandbox = sandbox
+        self.what = what
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.next_walk = self.started
+        self.at_limit = 0
+
+    def check(self) -> None:
+        limits = self.sandbox.limits
+        now = time.monotonic()
+        if self.timeout is not None and now - self.started >= self.timeout:
+            raise CompileError(
+                f"{self.what} did not finish within {duration(self.timeout)}, the compile "
+                "timeout, and was stopped — make the build faster or raise the timeout "
+                "(setting build.compile_timeout, DOCKYARD_BUILD_COMPILE_TIMEOUT)"
+            )
+        if self.sandbox.uid is not None:
+            tasks = sum(t.threads for t in _tasks_of(self.sandbox.uid))
+            self.at_limit = self.at_limit + 1 if tasks >= limits.max_processes else 0
+            if self.at_limit >= 2:
+                raise CompileError(
+                    f"{self.what} was stopped: it ran {limits.max_processes} processes and "
+                    "threads at once, the limit for a build (setting build.max_processes, "
+                    "DOCKYARD_BUILD_MAX_PROCESSES) — does it fork in a loop?"
+                )
+        if now >= self.next_walk:
+            used = disk_usage(self.sandbox.scratch)
+            took = time.monotonic() - now
+            self.next_walk = time.monotonic() + max(DISK_CHECK_MIN_INTERVAL, 10 * took)
+            if used > limits.disk_bytes:
+                raise CompileError(self._disk_message("the build used more than"))
+        if self.sandbox.free_space_drop() > limits.disk_bytes:
+            raise CompileError(self._disk_message("free disk space dropped by more than"))
+
+    def _disk_message(self, happened: str) -> str:
+        return (
+            f"{self.what} was stopped: {happened} {human_size(self.sandbox.limits.disk_bytes)} "
+            "of disk space (build, cache and temporary files count), the limit for a build "
+            "(setting build.disk_bytes, DOCKYARD_BUILD_DISK_BYTES) — keep large files out of the "
+            "build or raise the limit"
+        )
+
+
+def failure_hint(returncode: int, lines: Sequence[str], limits: BuildLimits) -> str:
+    """A sentence explaining a failed command when it looks like it hit one of the limits."""
+    if returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
+        return (
+            f"A file grew past {human_size(limits.disk_bytes)}, the disk limit for a build "
+            "(setting build.disk_bytes, DOCKYARD_BUILD_DISK_BYTES)."
+        )
+    text = "\n".join(lines).lower()
+    if "fork" in text and ("resource temporarily unavailable" in text or "cannot" in text):
+        return (
+            f"It could not start more processes: a build may run {limits.max_processes} "
+            "processes and threads at once (setting build.max_processes, "
+            "DOCKYARD_BUILD_MAX_PROCESSES)."
+        )
+    if any(m in text for m in ("memoryerror", "out of memory", "cannot allocate memory")):
+        return (
+            f"It ran out of memory: each build process may use {human_size(limits.memory_bytes)} "
+            "(setting build.memory_bytes, DOCKYARD_BUILD_MEMORY_BYTES)."
+        )
+    return ""
+
+
+@contextlib.contextmanager
+def open_sandbox(scratch: Path, limits: BuildLimits, lock_dir: Path) -> Iterator[Sandbox]:
+    """A sandbox for a build in ``scratch`` (which must exist): a build user of its own when
+    Dockyard runs as root and the build user can reach ``scratch``, else Dockyard's user with a
+    warning. ``scratch`` stays root's (mode 0711) so that the build user cannot swap what is in
+    it; the caller hands the directories the build works in to the build user with ``grant``.
+    ``close`` runs on exit."""
+    slot: _UidSlot | None = None
+    warning = None
+    if os.geteuid() == 0:
+        blocked = unreachable_ancestor(scratch)
+        if blocked is None:
+            slot = _UidSlot(lock_dir)
+        else:
+            warning = (
+                f"Warning: buildpacks run as root because {blocked} is closed to other users "
+                f"(mode {stat.S_IMODE(os.stat(blocked).st_mode):04o}); allow traversal "
+                f"(chmod o+x {blocked}) so that builds run as an unprivileged user"
+            )
+    try:
+        sandbox = Sandbox(scratch, limits, uid=None if slot is None else slot.uid, warning=warning)
+        # root's, traversable: the build user uses what is in it but cannot rename it
+        os.chmod(scratch, 0o711)  # noqa: S103 - search only, no listing
+        sandbox.tmp_dir.mkdir(mode=0o700, exist_ok=True)
+        if slot is not None:
+            kill_user_processes(slot.uid)  # nothing of an earlier holder may survive
+            sandbox.grant(sandbox.tmp_dir)
+        try:
+            yield sandbox
+        finally:
+            sandbox.close()
+    finally:
+        if slot is not None:
+            slot.release()
