@@ -27,7 +27,7 @@ from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 from dockyard._util import proc
-from dockyard.domain.dataplane import Route, RouteTable
+from dockyard.domain.dataplane import Backend, Route, RouteTable
 from dockyard.router.proxy import ProxyOptions
 from dockyard.router.routes import FakeRouteSource
 from dockyard.router.server import RouterServer, serve
@@ -119,7 +119,7 @@ def _run_router(
                 app_id=AppId("bench"),
                 app_name=AppName("bench"),
                 hostnames=(HOST,),
-                backends=(f"127.0.0.1:{backend_port}",),
+                backends=(Backend("web.1", f"127.0.0.1:{backend_port}"),),
                 web_quantity=1,
             ),
         )

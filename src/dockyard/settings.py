@@ -62,6 +62,24 @@ class RouterSettings:
     port: int = 80 if _is_root() else 8080
     refresh_interval: float = 0.5
     """Seconds between two polls of the route table."""
+    connect_timeout: float = 5.0
+    """Seconds to open a connection to a dyno before trying the next one (H19 when all time out)."""
+    first_byte_timeout: float = 30.0
+    """Seconds from sending a request to a dyno to the first byte of its response (H12)."""
+    idle_timeout: float = 55.0
+    """Seconds an idle keep-alive client connection stays open."""
+    boot_wait: float = 10.0
+    """Seconds a request waits for a starting web dyno to come up (H20)."""
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "first_byte_timeout", "idle_timeout", "boot_wait"):
+            value = getattr(self, name)
+            if not value > 0:  # also rejects NaN
+                raise InvalidError(
+                    f"setting router.{name} (DOCKYARD_ROUTER_{name.upper()}): {value!r} is not a "
+                    "positive number of seconds — set it above 0 or leave it out for the default",
+                    field=f"router.{name}",
+                )
 
 
 @dataclass(frozen=True)

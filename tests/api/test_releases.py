@@ -196,10 +196,70 @@ def test_the_data_plane_sees_desired_dynos_and_routes(
     )
     (route,) = client.get("/internal/v1/routes", headers=internal_headers()).json()["routes"]
     assert route["hostnames"] == ["shop.dockyard.localhost"]
-    assert route["backends"] == ["127.0.0.1:4001"]
-    assert (route["released"], route["web_quantity"]) == (True, 2)
+    assert route["backends"] == [{"dyno": "web.1", "address": "127.0.0.1:4001"}]
+    assert (route["released"], route["web_quantity"], route["crashed"]) == (True, 2, False)
     (dyno,) = client.get("/apps/shop/dynos", headers=alice.headers).json()
     assert (dyno["name"], dyno["state"], dyno["release"]["version"]) == ("web.1", "up", 3)
+
+
+def test_routes_list_the_web_dynos_that_are_up_and_flag_apps_whose_web_dynos_all_crashed(
+    client: TestClient, alice: User, platform: Platform
+) -> None:
+    """Only web dynos that are up are backends (named, in a stable order); an app is crashed when
+    web dynos are scaled and none is up or starting but one has crashed (the router's H10)."""
+    ids = {}
+    for name, web in (("boot", 2), ("down", 1), ("quiet", 0), ("shop", 3)):
+        ids[name] = client.post("/apps", json={"name": name}, headers=alice.headers).json()["id"]
+        deploy_slug(platform, name, {"web": "serve $PORT", "worker": "work"})
+        client.patch(f"/apps/{name}/formation/web", json={"quantity": web}, headers=alice.headers)
+
+    def report(app: str, name: str, state: str, address: str | None = None) -> DynoReport:
+        return DynoReport(
+            id=f"{app}-{name}",
+            app_id=ids[app],
+            name=name,
+            process_type=name.split(".")[0],
+            release_version=2,
+            state=state,
+            command="serve $PORT",
+            size="standard-1x",
+            started_at="2026-01-01T00:00:00+00:00",
+            address=address,
+        )
+
+    reports = [
+        report("shop", "web.3", "up", "127.0.0.1:4003"),
+        report("shop", "web.2", "starting"),
+        report("shop", "web.1", "up", "127.0.0.1:4001"),
+        report("shop", "worker.1", "crashed"),
+        report("down", "web.1", "crashed"),
+        report("down", "worker.1", "up"),
+        report("boot", "web.1", "starting"),
+        report("boot", "web.2", "crashed"),
+        report("quiet", "web.1", "crashed"),
+    ]
+
+    def routes_after(order: list[DynoReport]) -> tuple[dict[str, dict[str, object]], str]:
+        body = {"dynos": [r.to_json() for r in order]}
+        put = client.put("/internal/v1/hosts/h1/dynos", json=body, headers=internal_headers())
+        assert put.status_code == 200
+        response = client.get("/internal/v1/routes", headers=internal_headers())
+        return {r["app_name"]: r for r in response.json()["routes"]}, response.headers["ETag"]
+
+    routes, etag = routes_after(reports)
+    assert routes["shop"]["backends"] == [
+        {"dyno": "web.1", "address": "127.0.0.1:4001"},
+        {"dyno": "web.3", "address": "127.0.0.1:4003"},
+    ]
+    assert {name: r["crashed"] for name, r in routes.items()} == {
+        "boot": False,  # a dyno is starting: the router waits for it (H20 if it never comes up)
+        "down": True,
+        "quiet": False,  # no web dynos scaled: H14, not H10
+        "shop": False,
+    }
+    assert [routes[name]["backends"] for name in ("boot", "down", "quiet")] == [[], [], []]
+    _, same_etag = routes_after(list(reversed(reports)))
+    assert same_etag == etag, "the table does not depend on the order dynos are reported in"
 
 
 def test_restarts_change_the_generation_of_the_right_dynos(

@@ -12,13 +12,14 @@ import json
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from dockyard.domain import dataplane
 from dockyard.domain.dataplane import Route, RouteTable
 from dockyard.logs.store import FileLogStore
 from dockyard.router.routes import FakeRouteSource
@@ -187,17 +188,19 @@ def refused_address() -> str:
 
 def route(
     name: str = "myapp",
-    backends: tuple[str, ...] | list[str] = (),
+    backends: Sequence[str | dataplane.Backend] = (),
     *,
     hostnames: tuple[str, ...] = (),
     web_quantity: int | None = None,
     **kwargs: Any,
 ) -> Route:
+    """A route for ``<name>.dockyard.localhost``; a bare address is a backend without a dyno name
+    (logged as ``dyno=<address>``)."""
     return Route(
         app_id=AppId(f"id-{name}"),
         app_name=AppName(name),
         hostnames=hostnames or (f"{name}.{DOMAIN}",),
-        backends=tuple(backends),
+        backends=tuple(dataplane.Backend("", b) if isinstance(b, str) else b for b in backends),
         web_quantity=len(backends) if web_quantity is None else web_quantity,
         **kwargs,
     )

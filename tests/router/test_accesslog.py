@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.logs.line import LogLine
 from dockyard.logs.store import FileLogStore
 from dockyard.router.accesslog import RouterLog
 
@@ -28,6 +29,29 @@ async def test_lines_are_written_per_app_only_when_flushed(tmp_path: Path) -> No
     assert [line.message for line in lines] == ["at=info method=GET", "at=error code=H12"]
     assert lines[0].format().startswith("2026-03-01T12:00:00.250000+00:00 heroku[router]: ")
     assert [line.message for line in store.tail("app-2", 10)] == ["at=info method=POST"]
+
+
+async def test_the_file_holds_exactly_what_log_line_format_writes(tmp_path: Path) -> None:
+    store = FileLogStore(tmp_path)
+    log = RouterLog(store)
+    messages = [b"at=info method=GET dyno=web.1", 'at=info path="/caf\u00e9"', b"tab\there"]
+    for i, message in enumerate(messages):
+        log.add("app", WHEN + i * 1.000001, message)
+    await log.flush()
+    expected = [
+        LogLine(datetime.fromtimestamp(WHEN + i * 1.000001, UTC), "heroku", "router", text)
+        for i, text in enumerate(
+            ["at=info method=GET dyno=web.1", 'at=info path="/caf\u00e9"', "tab\there"]
+        )
+    ]
+    assert (tmp_path / "app.log").read_text() == "".join(line.format() + "\n" for line in expected)
+    assert (
+        (tmp_path / "app.log")
+        .read_bytes()
+        .startswith(
+            b"2026-03-01T12:00:00.250000+00:00 heroku[router]: at=info method=GET dyno=web.1\n"
+        )
+    )
 
 
 async def test_control_characters_are_escaped(tmp_path: Path) -> None:

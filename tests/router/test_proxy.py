@@ -9,6 +9,8 @@ import time
 import httpx
 import pytest
 
+from dockyard.domain import dataplane
+
 from .support import (
     DOMAIN,
     Backend,
@@ -479,6 +481,66 @@ async def test_a_request_waiting_for_a_booting_dyno_is_served_when_it_is_up(
         response = await pending
     assert response.status_code == 200
     assert response.json()["path"] == "/booted"
+
+
+async def test_a_crashed_app_is_h10_at_once(
+    router_factory: RouterFactory, raw_clients: list[RawClient]
+) -> None:
+    """No web dyno is up or starting and one has crashed: nothing will come up, so no H20 wait."""
+    crashed = table(route("myapp", [], web_quantity=1, crashed=True))
+    async with router_factory(crashed, boot_wait=60) as h:
+        client = await RawClient.open(h.port)
+        raw_clients.append(client)
+        response = await asyncio.wait_for(client.request("/"), 5)
+        after = await asyncio.wait_for(client.request("/"), 5)
+        waiting = len(h.router.proxy.waiting)
+        messages = await h.log_messages()
+    assert (response.status, after.status) == (503, 503)
+    assert b"Error code: H10" in response.body
+    assert waiting == 0
+    assert messages[0].startswith('at=error code=H10 desc="App crashed" method=GET path="/"')
+
+
+async def test_a_request_waiting_for_a_dyno_is_h10_when_the_app_crashes(
+    router_factory: RouterFactory,
+) -> None:
+    async with (
+        router_factory(table(route("myapp", [], web_quantity=1)), boot_wait=60) as h,
+        httpx.AsyncClient() as client,
+    ):
+        pending = asyncio.ensure_future(
+            client.get(f"http://127.0.0.1:{h.port}/", headers={"Host": HOST})
+        )
+        while not h.router.proxy.waiting:  # the request waits for a starting dyno
+            await asyncio.sleep(0.01)
+        await h.publish(table(route("myapp", [], web_quantity=1, crashed=True)))
+        response = await asyncio.wait_for(pending, 5)
+    assert response.status_code == 503
+    assert b"H10" in response.content
+
+
+async def test_a_crashed_app_with_a_dyno_up_is_served(
+    backend: Backend, router_factory: RouterFactory
+) -> None:
+    routes = table(route("myapp", [backend.address], crashed=True))
+    async with router_factory(routes) as h, httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{h.port}/", headers={"Host": HOST})
+    assert response.status_code == 200
+
+
+async def test_log_lines_name_the_dyno_on_new_and_pooled_connections(
+    backend: Backend, router_factory: RouterFactory, raw_clients: list[RawClient]
+) -> None:
+    routes = table(route("myapp", [dataplane.Backend("web.1", backend.address)]))
+    async with router_factory(routes) as h:
+        client = await RawClient.open(h.port)
+        raw_clients.append(client)
+        first = await client.request("/")
+        second = await client.request("/")  # on the pooled connection to the dyno
+        messages = await h.log_messages()
+    assert (first.status, second.status) == (200, 200)
+    assert len({seen.client_port for seen in backend.seen}) == 1, "one connection, reused"
+    assert [m.split(" dyno=")[1].split(" ")[0] for m in messages] == ["web.1", "web.1"]
 
 
 async def test_route_table_swap_applies_without_restart(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -15,10 +16,11 @@ import httpx
 import pytest
 
 from dockyard._util import proc
-from dockyard.errors import ConflictError
+from dockyard.errors import ConflictError, InvalidError
+from dockyard.router.proxy import ProxyOptions
 from dockyard.router.routes import CACHE_FILE, FakeRouteSource
-from dockyard.router.server import RouterServer, serve
-from dockyard.settings import RouterSettings, Settings
+from dockyard.router.server import RouterServer, proxy_options, serve
+from dockyard.settings import RouterSettings, Settings, load_settings
 
 from .support import DOMAIN, Backend, RawClient, RouterFactory, build_request, route, table
 
@@ -173,3 +175,78 @@ def test_main_serves_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
     assert f"listening on http://127.0.0.1:{port}" in output
     assert output.count("cannot refresh the route table") == 1
     assert "router stopped" in output
+
+
+def test_main_takes_its_timeouts_from_the_settings(tmp_path: Path) -> None:
+    """A cached route with a web dyno scaled and none up: H20 after DOCKYARD_ROUTER_BOOT_WAIT, not
+    after the default 10 s (the client would give up first)."""
+    port = _free_port()
+    data = tmp_path / "data"
+    cached = {"etag": "", "table": table(route("myapp", [], web_quantity=1)).to_json()}
+    (data / "state").mkdir(parents=True)
+    (data / "state" / CACHE_FILE).write_text(json.dumps(cached))
+    env = {
+        **os.environ,
+        "DOCKYARD_DATA_DIR": str(data),
+        "DOCKYARD_CONFIG": os.devnull,
+        "DOCKYARD_ROUTER_PORT": str(port),
+        "DOCKYARD_API_PORT": str(_free_port()),
+        "DOCKYARD_ROUTER_BOOT_WAIT": "0.1",
+    }
+    code = (
+        "from dockyard.router.server import main\n"
+        "from dockyard.settings import load_settings\n"
+        "main(load_settings())\n"
+    )
+    stderr_path = tmp_path / "stderr"
+    with stderr_path.open("wb") as stderr:
+        process = proc.spawn([sys.executable, "-c", code], env=env, stderr=stderr)
+    try:
+        _wait_for(lambda: b"listening on" in stderr_path.read_bytes() or process.poll() is not None)
+        response = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": HOST}, timeout=5)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert response.status_code == 503, stderr_path.read_text()
+    assert b"H20" in response.content
+
+
+def test_router_settings_give_the_proxy_its_timeouts() -> None:
+    settings = load_settings(
+        {
+            "DOCKYARD_CONFIG": os.devnull,
+            "DOCKYARD_ROUTER_CONNECT_TIMEOUT": "1.5",
+            "DOCKYARD_ROUTER_FIRST_BYTE_TIMEOUT": "12",
+            "DOCKYARD_ROUTER_IDLE_TIMEOUT": "20",
+            "DOCKYARD_ROUTER_BOOT_WAIT": "3",
+        }
+    )
+    options = proxy_options(settings.router)
+    assert (
+        options.connect_timeout,
+        options.first_byte_timeout,
+        options.keepalive_timeout,
+        options.boot_wait,
+    ) == (1.5, 12.0, 20.0, 3.0)
+
+
+def test_the_default_settings_give_herokus_timeouts() -> None:
+    assert proxy_options(RouterSettings()) == ProxyOptions()
+    assert ProxyOptions() == ProxyOptions(
+        connect_timeout=5.0, first_byte_timeout=30.0, keepalive_timeout=55.0, boot_wait=10.0
+    )
+
+
+def test_a_router_without_explicit_options_takes_them_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, router=RouterSettings(port=0, first_byte_timeout=7))
+    assert RouterServer(settings, FakeRouteSource()).options.first_byte_timeout == 7
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_a_timeout_that_is_not_positive_is_refused_with_its_variable_named(value: str) -> None:
+    env = {"DOCKYARD_CONFIG": os.devnull, "DOCKYARD_ROUTER_CONNECT_TIMEOUT": value}
+    with pytest.raises(InvalidError, match="DOCKYARD_ROUTER_CONNECT_TIMEOUT"):
+        load_settings(env)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from dockyard.control.context import Platform
-from dockyard.domain.dataplane import DesiredDyno, DynoReport, Route, RouteTable
+from dockyard.domain.dataplane import Backend, DesiredDyno, DynoReport, Route, RouteTable
 from dockyard.errors import NotFoundError
 from dockyard.store import Tx
 from dockyard.store.records import Dyno
@@ -92,28 +92,43 @@ def desired_dynos(platform: Platform, host: str) -> list[DesiredDyno]:
         return formation + _one_offs(tx)
 
 
+_SERVING = frozenset({"up", "starting"})
+"""Dyno states that keep an app from being reported as crashed."""
+
+
 def route_table(platform: Platform) -> RouteTable:
+    """Every app's route. The output depends only on the stored state, never on the order records come
+    back in: its ETag is what tells the routers whether anything changed."""
     with platform.store.read() as tx:
         domains: dict[str, list[str]] = {}
         for domain in tx.list_domains():
             domains.setdefault(domain.app_id, []).append(domain.hostname)
-        backends: dict[str, list[str]] = {}
+        backends: dict[str, list[Backend]] = {}
+        web_states: dict[str, set[str]] = {}
         for dyno in tx.list_dynos():
-            if dyno.type == "web" and dyno.state == "up" and dyno.address:
-                backends.setdefault(dyno.app_id, []).append(dyno.address)
+            if dyno.type != "web":
+                continue
+            web_states.setdefault(dyno.app_id, set()).add(dyno.state)
+            if dyno.state == "up" and dyno.address:
+                backends.setdefault(dyno.app_id, []).append(Backend(dyno.name, dyno.address))
         routes = []
-        for app in tx.list_apps():
+        for app in tx.list_apps():  # ordered by name
             release = tx.current_release(app.id)
             web = [f for f in tx.list_formation(app.id) if f.type == "web"]
+            quantity = web[0].quantity if web else 0
+            states = web_states.get(app.id, set())
             routes.append(
                 Route(
                     app_id=app.id,
                     app_name=app.name,
                     hostnames=tuple(sorted(domains.get(app.id, []))),
-                    backends=tuple(sorted(backends.get(app.id, []))),
+                    backends=tuple(
+                        sorted(backends.get(app.id, []), key=lambda b: (b.dyno, b.address))
+                    ),
                     maintenance=app.maintenance,
                     released=release is not None and release.slug_id is not None,
-                    web_quantity=web[0].quantity if web else 0,
+                    web_quantity=quantity,
+                    crashed=quantity > 0 and "crashed" in states and not states & _SERVING,
                 )
             )
     return RouteTable(tuple(routes))

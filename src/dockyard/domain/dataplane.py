@@ -135,24 +135,50 @@ class DynoReport:
 
 
 @dataclass(frozen=True)
+class Backend:
+    """A web dyno the router may forward to: ``web.1`` at ``127.0.0.1:4001``."""
+
+    dyno: str
+    """The dyno's name, logged by the router as ``dyno=web.1``; empty when unknown (an older cache)."""
+    address: str
+    """``host:port``."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dyno": self.dyno, "address": self.address}
+
+    @classmethod
+    def from_json(cls, data: object) -> Backend:
+        """Also reads a bare ``"host:port"`` string, the form of route tables cached before dyno names."""
+        if isinstance(data, str):
+            return cls(dyno="", address=data)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a backend is an object or a host:port string, not {data!r}")
+        entry = cast(Mapping[str, Any], data)
+        return cls(dyno=str(entry.get("dyno") or ""), address=str(entry["address"]))
+
+
+@dataclass(frozen=True)
 class Route:
     """How the router treats requests for one app."""
 
     app_id: AppId
     app_name: AppName
     hostnames: tuple[str, ...]
-    backends: tuple[str, ...] = ()
-    """``host:port`` of the app's web dynos that are up."""
+    backends: tuple[Backend, ...] = ()
+    """The app's web dynos that are up."""
     maintenance: bool = False
     released: bool = True
     """False until the first release: the router answers H81."""
     web_quantity: int = 0
     """0 means the app has no web dynos scaled: the router answers H14."""
+    crashed: bool = False
+    """Web dynos are scaled, none is up or starting, and at least one has crashed: the router answers
+    H10 at once instead of waiting for a dyno to boot."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["hostnames"] = list(self.hostnames)
-        data["backends"] = list(self.backends)
+        data["backends"] = [b.to_json() for b in self.backends]
         return data
 
     @classmethod
@@ -161,10 +187,11 @@ class Route:
             app_id=AppId(str(data["app_id"])),
             app_name=AppName(str(data["app_name"])),
             hostnames=tuple(str(h) for h in data["hostnames"]),
-            backends=tuple(str(b) for b in data.get("backends", ())),
+            backends=tuple(Backend.from_json(b) for b in data.get("backends", ())),
             maintenance=bool(data.get("maintenance", False)),
             released=bool(data.get("released", True)),
             web_quantity=int(data.get("web_quantity", 0)),
+            crashed=bool(data.get("crashed", False)),
         )
 
 

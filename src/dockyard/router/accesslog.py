@@ -2,7 +2,8 @@
 
 A request only appends ``(app_id, time, message)`` to a list. A periodic task swaps the list out
 every quarter of a second and writes the batch to the app streams from a worker thread, one
-``append`` per app.
+``append_text`` per app. The lines are formatted straight from the message and the time (the same
+bytes ``LogLine.format`` would give), without a ``LogLine`` or ``datetime`` per line.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from dockyard.logs.line import MAX_MESSAGE_BYTES, LogLine, make_lines
+from dockyard.logs.line import MAX_MESSAGE_BYTES, format_line, make_lines
 from dockyard.logs.store import FileLogStore
 
 logger = logging.getLogger("dockyard.router")
@@ -54,17 +55,18 @@ class RouterLog:
             await self.flush()
 
     def _write(self, store: FileLogStore, batch: list[Entry]) -> None:
-        by_app: dict[str, list[LogLine]] = defaultdict(list)
+        by_app: dict[str, list[str]] = defaultdict(list)
         for app_id, when, raw in batch:
             message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            timestamp = datetime.fromtimestamp(when, UTC)
             if message.isprintable() and len(message) * 4 <= MAX_MESSAGE_BYTES:
-                by_app[app_id].append(LogLine(timestamp, "heroku", "router", message))
+                by_app[app_id].append(format_line(when, "heroku", "router", message))
             else:  # control characters to escape, or long enough to need splitting
-                by_app[app_id].extend(make_lines("heroku", "router", message, timestamp))
+                timestamp = datetime.fromtimestamp(when, UTC)
+                split = make_lines("heroku", "router", message, timestamp)
+                by_app[app_id].extend(line.format() for line in split)
         try:
             for app_id, lines in by_app.items():
-                store.append(app_id, lines)
+                store.append_text(app_id, "\n".join(lines) + "\n")
         except (OSError, ValueError) as exc:
             if not self._failing:
                 logger.warning("cannot write router log lines: %s", exc)

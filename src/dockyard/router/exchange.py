@@ -9,21 +9,23 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from dockyard.domain.dataplane import Route
+from dockyard.domain.dataplane import Backend, Route
 from dockyard.router.errors import RouterError
 
 if TYPE_CHECKING:
     from dockyard.router.proxy import ClientConnection
     from dockyard.router.upstream import UpstreamConnection
 
-Backend = tuple[str, str, int]
-"""``("10.0.0.5:5000", "10.0.0.5", 5000)``: the address as published, then host and port."""
+Endpoint = tuple[str, str, int, bytes]
+"""``("10.0.0.5:5000", "10.0.0.5", 5000, b"web.1")``: the address as published, host and port, and
+what the log line says as ``dyno=`` (the dyno's name, or its address when the name is unknown)."""
 
 # Phases of an exchange; the sweep reads ``deadline`` according to the phase.
 QUEUED = 0
 """Parsed, waiting for the response to an earlier pipelined request."""
 BOOTING = 1
-"""Web dynos are scaled but none is up: wait for the table to show one (H20 at the deadline)."""
+"""Web dynos are scaled, none is up and one is starting: wait for the table to show one up (H20 at
+the deadline)."""
 CONNECTING = 2
 """Opening a new connection to a dyno (H19 at the deadline, after trying the others)."""
 WAITING = 3
@@ -32,31 +34,41 @@ RESPONDING = 4
 DONE = 5
 
 
-def parse_backend(address: str) -> Backend:
+def parse_backend(backend: Backend) -> Endpoint:
+    address = backend.address
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"backend address {address!r} is not host:port")
-    return (address, host.strip("[]"), int(port))
+    return (address, host.strip("[]"), int(port), (backend.dyno or address).encode())
 
 
 class Target:
     """What the proxy needs of a ``Route``, prepared once per table."""
 
-    __slots__ = ("app_id", "backends", "maintenance", "released", "route", "web_quantity")
+    __slots__ = (
+        "app_id",
+        "backends",
+        "crashed",
+        "maintenance",
+        "released",
+        "route",
+        "web_quantity",
+    )
 
     def __init__(self, route: Route) -> None:
         self.route = route
         self.app_id = str(route.app_id)
         backends = []
-        for address in route.backends:
+        for backend in route.backends:
             try:
-                backends.append(parse_backend(address))
+                backends.append(parse_backend(backend))
             except ValueError:
                 continue  # a malformed address is skipped, not fatal for the other dynos
-        self.backends: tuple[Backend, ...] = tuple(backends)
+        self.backends: tuple[Endpoint, ...] = tuple(backends)
         self.maintenance = route.maintenance
         self.released = route.released
         self.web_quantity = route.web_quantity
+        self.crashed = route.crashed
 
 
 class Exchange:
@@ -123,7 +135,7 @@ class Exchange:
         self.error: RouterError | None = None
         self.target: Target | None = None
         self.backend = b""
-        """The dyno's address, as logged (``dyno=``)."""
+        """The dyno's name (or address), as logged (``dyno=``)."""
         self.upstream: UpstreamConnection | None = None
         self.connect_task: asyncio.Task[None] | None = None
         self.phase = QUEUED

@@ -33,7 +33,7 @@ from dockyard.router.exchange import (
     DONE,
     QUEUED,
     WAITING,
-    Backend,
+    Endpoint,
     Exchange,
     Target,
 )
@@ -91,7 +91,7 @@ class ProxyOptions:
     """Seconds an idle client connection stays open."""
     boot_wait: float = 10.0
     """Seconds a request waits for a web dyno to come up when web dynos are scaled but none is up,
-    then H20. (The route table cannot tell a booting dyno from a crashed one, so H10 is not used.)"""
+    then H20. When the route says the app crashed (no dyno up or starting), H10 comes at once."""
     sweep_interval: float = 1.0
     """Seconds between two checks of all timeouts."""
     upstream_idle_timeout: float = 50.0
@@ -363,6 +363,9 @@ class ClientConnection(asyncio.Protocol):
         elif target.web_quantity <= 0:
             self.answer(ex, errors.H14)
         elif not target.backends:
+            if target.crashed:
+                self.answer(ex, errors.H10)
+                return
             if ex.phase != BOOTING:
                 ex.phase = BOOTING
                 ex.deadline = proxy.now + proxy.options.boot_wait + proxy.options.sweep_interval
@@ -370,24 +373,25 @@ class ClientConnection(asyncio.Protocol):
         else:
             self._dispatch(ex, target.backends)
 
-    def _dispatch(self, ex: Exchange, backends: tuple[Backend, ...]) -> None:
+    def _dispatch(self, ex: Exchange, backends: tuple[Endpoint, ...]) -> None:
         count = len(backends)
         first = 0 if count == 1 else int(_random() * count)
         proxy = self.proxy
-        conn = proxy.pool.take(backends[first][0])
+        backend = backends[first]
+        conn = proxy.pool.take(backend[0])
         if conn is not None:
             ex.deadline = proxy.now + proxy.first_byte_window
-            self._attach(ex, conn, ex.started)
+            self._attach(ex, conn, ex.started, backend[3])
             return
         order = backends[first:] + backends[:first]
         ex.phase = CONNECTING
         ex.connect_task = asyncio.get_running_loop().create_task(self._connect(ex, order))
 
-    async def _connect(self, ex: Exchange, order: tuple[Backend, ...]) -> None:
+    async def _connect(self, ex: Exchange, order: tuple[Endpoint, ...]) -> None:
         proxy = self.proxy
         loop = asyncio.get_running_loop()
         timed_out = False
-        for address, host, port in order:
+        for address, host, port, name in order:
             begun = _monotonic()
             ex.deadline = begun + proxy.options.connect_timeout
             ex.timed_out = False
@@ -412,7 +416,7 @@ class ClientConnection(asyncio.Protocol):
             now = _monotonic()
             ex.connect_ms = int((now - begun) * 1000)
             ex.deadline = now + proxy.options.first_byte_timeout
-            self._attach(ex, conn, _time())
+            self._attach(ex, conn, _time(), name)
             self.flush_upstream(ex)
             return
         ex.connect_task = None
@@ -421,9 +425,9 @@ class ClientConnection(asyncio.Protocol):
         self.answer(ex, errors.H19 if timed_out else errors.H21)
         self.advance()
 
-    def _attach(self, ex: Exchange, conn: UpstreamConnection, now: float) -> None:
+    def _attach(self, ex: Exchange, conn: UpstreamConnection, now: float, name: bytes) -> None:
         ex.upstream = conn
-        ex.backend = conn.name
+        ex.backend = name
         ex.phase = WAITING
         ex.sent_at = now
         conn.exchange = ex
@@ -664,7 +668,7 @@ class Proxy:
     def _retry_waiting(self) -> None:
         for ex in list(self.waiting):
             target = self.lookup(ex.host)
-            if target is not None and target.backends:
+            if target is not None and (target.backends or target.crashed):
                 self.waiting.discard(ex)
                 client = ex.client
                 client.start(ex)

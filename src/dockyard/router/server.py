@@ -26,7 +26,7 @@ from dockyard.router.routes import (
     RouteRefresher,
     RouteSource,
 )
-from dockyard.settings import Settings
+from dockyard.settings import RouterSettings, Settings
 
 logger = logging.getLogger("dockyard.router")
 
@@ -34,6 +34,16 @@ LOG_FLUSH_INTERVAL = 0.25
 """Seconds between two writes of the buffered ``heroku[router]`` lines."""
 SHUTDOWN_GRACE = 5.0
 """Seconds in-flight requests get to finish when the router stops."""
+
+
+def proxy_options(settings: RouterSettings) -> ProxyOptions:
+    """The proxy's timeouts as the operator set them (``DOCKYARD_ROUTER_*``, ``[router]``)."""
+    return ProxyOptions(
+        connect_timeout=settings.connect_timeout,
+        first_byte_timeout=settings.first_byte_timeout,
+        keepalive_timeout=settings.idle_timeout,
+        boot_wait=settings.boot_wait,
+    )
 
 
 class RouterServer:
@@ -50,7 +60,7 @@ class RouterServer:
         cache: RouteCache | None = None,
     ) -> None:
         self.settings = settings
-        self.options = options or ProxyOptions()
+        self.options = options or proxy_options(settings.router)
         self.poll = poll
         self.log = RouterLog(log_store or FileLogStore(settings.logs_dir))
         self.proxy = Proxy(domain=settings.domain, options=self.options, log=self.log)
@@ -173,7 +183,7 @@ async def _serve_until_signalled(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     source = ApiRouteSource.from_settings(settings)
     try:
-        await serve(settings, source, stop=stop)
+        await serve(settings, source, stop=stop, options=proxy_options(settings.router))
     finally:
         await source.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -67,7 +67,6 @@ class UpstreamConnection(asyncio.Protocol):
         "got_bytes",
         "idle_since",
         "keep",
-        "name",
         "out",
         "parser",
         "paused",
@@ -79,7 +78,6 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, proxy: Proxy, address: str) -> None:
         self.proxy = proxy
         self.address = address
-        self.name = address.encode()
         self.transport: asyncio.Transport = None  # type: ignore[assignment] # set by connection_made
         self.parser = HttpResponseParser(self)
         self.exchange: Exchange | None = None
