@@ -1,0 +1,356 @@
+"""``Stack``: what the build and run stack offers the built-in buildpacks — its Python interpreters,
+its Node.js, and a way to run a command on it — so buildpacks check version files against what
+exists and name it in their errors.
+
+``HostStack`` is this machine: the Python at ``/usr/bin/python3`` (the stack's default, as in the
+Debian 12 stack image) plus any working ``python3.X`` on ``PATH``, one per minor version, and the
+``node``/``npm`` on ``PATH``. It probes the interpreters lazily: a build that needs only the default
+Python starts one probe, not one per ``python3.X`` found.
+
+``BuildCommands`` runs the commands of one compile: their output goes to the build output indented
+under the current heading, all share the compile's deadline, and the time each took is returned so
+buildpacks can report it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from dockyard._util import proc
+from dockyard.build.output import BuildOutput
+from dockyard.errors import CommandError, CompileError
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PROBE_TIMEOUT = 10.0
+_PYTHON_NAME = re.compile(r"^python3\.\d+$")
+_NODE_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+
+# Printed by each candidate interpreter; run with -I so no PYTHON* variable or user site changes it.
+_PROBE = (
+    "import importlib.util as u, json, sys;"
+    "print(json.dumps({'version': list(sys.version_info[:3]),"
+    " 'executable': getattr(sys, '_base_executable', '') or sys.executable,"
+    " 'venv': u.find_spec('venv') is not None, 'pip': u.find_spec('pip') is not None}))"
+)
+
+Version = tuple[int, int, int]
+
+
+def version_label(version: Sequence[int]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+@dataclass(frozen=True)
+class PythonRuntime:
+    version: Version
+    executable: Path
+    """The interpreter itself (not a pyenv shim): virtualenvs link to it."""
+    has_pip: bool = True
+
+    @property
+    def label(self) -> str:
+        return version_label(self.version)
+
+    @property
+    def minor(self) -> str:
+        return f"{self.version[0]}.{self.version[1]}"
+
+
+@dataclass(frozen=True)
+class NodeRuntime:
+    version: Version
+    node: Path
+    npm: Path | None
+
+    @property
+    def label(self) -> str:
+        return version_label(self.version)
+
+
+class Stack(Protocol):
+    def default_python(self) -> PythonRuntime | None:
+        """The Python an app gets when it asks for no version."""
+        ...
+
+    def pythons(self) -> Sequence[PythonRuntime]:
+        """Every Python on the stack, one per minor version, the default first."""
+        ...
+
+    def node(self) -> NodeRuntime | None:
+        """The stack's Node.js, or None when it has none."""
+        ...
+
+    def run(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        on_line: Callable[[bytes], None],
+        timeout: float | None,
+    ) -> int:
+        """Run a build command on the stack, streaming its merged output; return its exit code.
+        ``CommandError`` when it cannot start or outlives ``timeout``."""
+        ...
+
+
+class HostStack:
+    """The stack of this machine; see the module docstring."""
+
+    def __init__(self, *, path: str | None = None, system_python: Path = SYSTEM_PYTHON) -> None:
+        self.path = os.environ.get("PATH", DEFAULT_PATH) if path is None else path
+        self.system_python = system_python
+        self._default: PythonRuntime | None = None
+        self._default_known = False
+        self._pythons: list[PythonRuntime] | None = None
+        self._node: NodeRuntime | None = None
+        self._node_known = False
+
+    def default_python(self) -> PythonRuntime | None:
+        if not self._default_known:
+            probes = (_probe_python(c) for c in self._distinct_candidates())
+            self._default = next((runtime for runtime in probes if runtime is not None), None)
+            self._default_known = True
+        return self._default
+
+    def pythons(self) -> Sequence[PythonRuntime]:
+        if self._pythons is None:
+            # In parallel: a pyenv shim takes a good part of a second to answer.
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                probed = list(pool.map(_probe_python, self._distinct_candidates()))
+            found: dict[tuple[int, int], PythonRuntime] = {}
+            for runtime in probed:
+                if runtime is not None:
+                    found.setdefault((runtime.version[0], runtime.version[1]), runtime)
+            self._pythons = list(found.values())
+        return self._pythons
+
+    def node(self) -> NodeRuntime | None:
+        if not self._node_known:
+            self._node = self._probe_node()
+            self._node_known = True
+        return self._node
+
+    def run(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        on_line: Callable[[bytes], None],
+        timeout: float | None,
+    ) -> int:
+        return proc.stream(argv, on_line=on_line, cwd=cwd, env=env, timeout=timeout)
+
+    def _candidates(self) -> Iterator[Path]:
+        yield self.system_python
+        for directory in self.path.split(os.pathsep):
+            if not directory:
+                continue
+            try:
+                names = sorted(os.listdir(directory))
+            except OSError:
+                continue
+            for name in names:
+                if _PYTHON_NAME.match(name):
+                    yield Path(directory) / name
+
+    def _distinct_candidates(self) -> Iterator[Path]:
+        seen: set[str] = set()
+        for candidate in self._candidates():
+            real = os.path.realpath(candidate)
+            if real not in seen and os.access(real, os.X_OK):
+                seen.add(real)
+                yield candidate
+
+    def _probe_node(self) -> NodeRuntime | None:
+        node = shutil.which("node", path=self.path)
+        if node is None:
+            return None
+        try:
+            result = proc.run([node, "--version"], timeout=PROBE_TIMEOUT, check=False)
+        except CommandError:
+            return None
+        match = _NODE_VERSION.match(result.text.strip())
+        if result.returncode != 0 or match is None:
+            return None
+        npm = shutil.which("npm", path=self.path)
+        version = (int(match[1]), int(match[2]), int(match[3]))
+        return NodeRuntime(version, Path(node), Path(npm) if npm else None)
+
+
+def _probe_python(candidate: Path) -> PythonRuntime | None:
+    """Ask an interpreter for its version; None when it does not run (a pyenv shim for a version
+    that is not active) or lacks the ``venv`` module."""
+    try:
+        result = proc.run([candidate, "-I", "-c", _PROBE], timeout=PROBE_TIMEOUT, check=False)
+    except CommandError:
+        return None
+    if result.returncode != 0:
+        return None
+    try:
+        data = json.loads(result.text.strip().splitlines()[-1])
+        major, minor, micro = (int(part) for part in data["version"])
+        executable = Path(str(data["executable"]) or candidate)
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    if major != 3 or not data.get("venv"):
+        return None
+    return PythonRuntime((major, minor, micro), executable, bool(data.get("pip")))
+
+
+# -- the build environment ---------------------------------------------------------------------
+
+PASSTHROUGH = frozenset(
+    {
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "PIP_FIND_LINKS",
+        "PIP_CERT",
+        "PIP_DEFAULT_TIMEOUT",
+        "UV_INDEX_URL",
+        "UV_DEFAULT_INDEX",
+        "UV_EXTRA_INDEX_URL",
+        "NPM_CONFIG_REGISTRY",
+        "npm_config_registry",
+    }
+)
+"""Platform variables that builds keep: how this machine reaches package registries (proxies,
+mirrors, certificates). Nothing else of the platform's environment reaches a build."""
+
+CONFIG_DENYLIST = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "GIT_DIR",
+        "CPATH",
+        "CPPATH",
+        "LD_PRELOAD",
+        "LIBRARY_PATH",
+        "LD_LIBRARY_PATH",
+        "PYTHONHOME",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+    }
+)
+"""Config vars that would break the build's own tools; every other config var is exported to the
+built-in buildpacks' commands (as Heroku's Python and Node.js buildpacks do)."""
+
+MAX_CONFIG_VALUE = 32 * 1024
+
+
+def read_env_dir(env_dir: Path) -> dict[str, str]:
+    """The config vars in ENV_DIR (one file per variable) that a build may see."""
+    values: dict[str, str] = {}
+    if not env_dir.is_dir():
+        return values
+    for entry in sorted(env_dir.iterdir()):
+        if entry.name in CONFIG_DENYLIST or not entry.is_file():
+            continue
+        try:
+            data = entry.read_bytes()[:MAX_CONFIG_VALUE]
+        except OSError:
+            continue
+        values[entry.name] = data.decode("utf-8", "replace")
+    return values
+
+
+def build_environment(
+    env_dir: Path, home: Path, variables: Mapping[str, str], *, platform_env: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment of a built-in buildpack's commands: a fixed base, the platform's registry
+    settings, the app's config vars, then ``variables`` (``STACK``, ``SOURCE_VERSION``, …)."""
+    env = {
+        "PATH": platform_env.get("PATH", DEFAULT_PATH),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+    }
+    env.update({k: v for k, v in platform_env.items() if k in PASSTHROUGH})
+    env.update(read_env_dir(env_dir))
+    env.update(variables)
+    return env
+
+
+class BuildCommands:
+    """Runs one compile's commands on a stack under one deadline; see the module docstring."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        output: BuildOutput,
+        env: Mapping[str, str],
+        timeout: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stack = stack
+        self.output = output
+        self.env = dict(env)
+        self.clock = clock
+        self.deadline = None if timeout is None else clock() + timeout
+
+    def remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        left = self.deadline - self.clock()
+        if left <= 0:
+            raise CompileError(_timeout_message())
+        return left
+
+    def run(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        cwd: Path,
+        what: str,
+        env: Mapping[str, str] | None = None,
+        show: Callable[[str], bool] | None = None,
+        check: bool = True,
+    ) -> float:
+        """Run ``argv``, show its output (the lines ``show`` accepts) indented, and return the
+        seconds it took; ``CompileError`` naming ``what`` when it runs out of time, cannot start,
+        or (with ``check``) exits non-zero."""
+        merged = {**self.env, **(env or {})}
+
+        def on_line(raw: bytes) -> None:
+            text = raw.decode("utf-8", "replace").rstrip("\r")
+            if show is None or show(text):
+                self.output.detail(text)
+
+        started = self.clock()
+        try:
+            code = self.stack.run(
+                argv, cwd=cwd, env=merged, on_line=on_line, timeout=self.remaining()
+            )
+        except CommandError as exc:
+            if self.deadline is not None and self.clock() >= self.deadline:
+                raise CompileError(f"{what}: {_timeout_message()}") from exc
+            raise CompileError(f"{what} could not run: {exc.message}") from exc
+        if code != 0 and check:
+            raise CompileError(f"{what} failed with exit code {code}; its output above says why")
+        return self.clock() - started
+
+
+def _timeout_message() -> str:
+    return (
+        "the build ran out of time (the compile timeout) — make the build faster, "
+        "or ask the operator for a longer build.compile_timeout"
+    )
