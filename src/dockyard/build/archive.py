@@ -366,6 +366,10 @@ def _chunks(head: bytes, source: _Reader, kind: str) -> Iterator[bytes]:
             yield chunk
 
 
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 def _padded(size: int) -> int:
     return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
 
@@ -425,7 +429,7 @@ def _scan(source: _Reader, spool: Path | None, limit: int, extraction: _Extracti
     total = 0
     try:
         with contextlib.ExitStack() as stack:
-            out = None if spool is None else stack.enter_context(open(spool, "xb"))
+            out = None if spool is None else stack.enter_context(open(spool, "xb", opener=_private))
             for chunk in _chunks(head, source, kind):
                 total += len(chunk)
                 if total > limit:
@@ -453,13 +457,13 @@ def extract_tarball(
     unwrap: bool = False,
 ) -> ExtractedTree:
     """Unpack the tar archive ``source`` (a path or a readable binary file object; plain, gzip,
-    bzip2 or xz) into ``target``, which is created and must not exist.
+    bzip2 or xz) into ``target``, which is created (mode 0700) and must not exist.
 
     Raises ``BuildError`` naming the offending entry for anything unsafe (see the module
     docstring); ``target`` does not exist afterwards then. ``what`` names the source in messages
     ("archive", "repository"). With ``unwrap``, an archive holding a single top-level directory
     (as GitHub's tarballs do) has that directory's content moved up into ``target``."""
-    target.mkdir(mode=0o755)
+    target.mkdir(mode=0o700)  # other users (builds of other apps) never see an unpacked source
     spool = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tar")
     extraction = _Extraction(target, what, max_bytes, max_files, max_depth)
     limit = max_bytes + (max_files + 2) * HEADER_ALLOWANCE

@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import posixpath
+import resource
 import shutil
-import tarfile
+import signal
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dockyard._util import proc
+from dockyard.build.archive import HEADER_ALLOWANCE, extract_tarball
 from dockyard.build.buildpack import Buildpack
 from dockyard.build.buildpacks import builtin_buildpacks
 from dockyard.build.output import BuildOutput, human_size
@@ -34,7 +35,13 @@ from dockyard.control.releases import (
     record_deploy,
 )
 from dockyard.domain.releases import deploy_description
-from dockyard.errors import CommandError, ConflictError, DockyardError, PushRejectedError
+from dockyard.errors import (
+    BuildError,
+    CommandError,
+    ConflictError,
+    DockyardError,
+    PushRejectedError,
+)
 from dockyard.store.records import Account, App, Release
 
 DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
@@ -113,8 +120,14 @@ def deploy_push(
         source = platform.settings.build_dir / f"source-{uuid.uuid4().hex}"
         try:
             try:
+                limits = platform.settings.build
                 export_commit(
-                    repo_path, sha, source, max_bytes=platform.settings.build.max_repo_bytes
+                    repo_path,
+                    sha,
+                    source,
+                    max_bytes=limits.max_repo_bytes,
+                    max_files=limits.max_source_files,
+                    max_depth=limits.max_source_depth,
                 )
             except BaseException as exc:
                 _record_failure(platform, build.id, exc, output)
@@ -187,7 +200,7 @@ def build_and_release(
                 commit,
                 source_dir,
                 output,
-                builtin_buildpacks() if buildpacks is None else buildpacks,
+                buildpacks,
                 plan,
             )
         except BaseException as exc:
@@ -210,14 +223,27 @@ def _build_and_release(
     sha: str | None,
     source: Path,
     output: BuildOutput,
-    buildpacks: Sequence[Buildpack],
+    buildpacks: Sequence[Buildpack] | None,
     plan: DeployPlan,
 ) -> Release:
     settings = platform.settings
     pipeline = BuildPipeline(
-        platform.slugs, settings.build_dir, settings.cache_dir, settings.build.compile_timeout
+        platform.slugs,
+        settings.build_dir,
+        settings.cache_dir,
+        settings.build.compile_timeout,
+        settings=settings.build,
     )
-    result = pipeline.run(app.id, source, config, sha, output, buildpacks, stack=app.stack)
+    result = pipeline.run(
+        app.id,
+        source,
+        config,
+        sha,
+        output,
+        builtin_buildpacks() if buildpacks is None else buildpacks,
+        stack=app.stack,
+        explicit=buildpacks is not None,  # an app's own list runs whole; the built-ins detect
+    )
     with platform.store.transaction() as tx:
         slug = tx.create_slug(
             app.id,
@@ -287,52 +313,49 @@ class BuildLock:
             self._fd = None
 
 
-def export_commit(repo: Path, sha: str, target: Path, *, max_bytes: int) -> None:
-    """Write the tree of commit ``sha`` into ``target`` (created), refusing absolute or ``..``
-    paths, links that point outside the tree, special files, and a tree larger than ``max_bytes``
-    unpacked."""
+def export_commit(
+    repo: Path,
+    sha: str,
+    target: Path,
+    *,
+    max_bytes: int,
+    max_files: int = 100_000,
+    max_depth: int = 100,
+) -> None:
+    """Write the tree of commit ``sha`` into ``target`` (created, mode 0700), refusing what
+    ``extract_tarball`` refuses — paths that leave the tree, links pointing outside it, special
+    files, invalid UTF-8 names, too deep or too many entries, more than ``max_bytes`` unpacked —
+    as ``PushRejectedError``. ``git archive`` itself may not write more than the limit allows."""
     if not _is_sha(sha):
         raise PushRejectedError(f"{sha!r} is not a commit id")
-    target.mkdir(parents=True, mode=0o700)
+    target.parent.mkdir(parents=True, exist_ok=True)
     archive = target.with_name(target.name + ".tar")
+    os.close(os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    too_large = (
+        f"The repository is larger than {human_size(max_bytes)} unpacked, the limit for a build "
+        "— remove large files from it (keep data in an add-on or object storage)"
+    )
     try:
         try:
-            proc.run(["git", "archive", "--format=tar", f"--output={archive}", sha], cwd=repo)
+            proc.run(
+                ["git", "archive", "--format=tar", f"--output={archive}", sha],
+                cwd=repo,
+                limits=[(resource.RLIMIT_FSIZE, max_bytes + (max_files + 2) * HEADER_ALLOWANCE)],
+            )
         except CommandError as exc:
+            if exc.returncode == -signal.SIGXFSZ:
+                raise PushRejectedError(too_large) from exc
             raise PushRejectedError(f"Could not read commit {sha[:8]}: {exc.message}") from exc
-        with tarfile.open(archive, mode="r:") as tar:
-            members = tar.getmembers()
-            _check_members(members, max_bytes)
-            tar.extractall(target, members=members, filter="data")
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
+        try:
+            extract_tarball(
+                archive,
+                target,
+                max_bytes=max_bytes,
+                max_files=max_files,
+                max_depth=max_depth,
+                what="repository",
+            )
+        except BuildError as exc:
+            raise PushRejectedError(exc.message) from exc
     finally:
         archive.unlink(missing_ok=True)
-
-
-def _check_members(members: Sequence[tarfile.TarInfo], max_bytes: int) -> None:
-    total = 0
-    for member in members:
-        name = member.name
-        parts = name.split("/")
-        if name.startswith("/") or ".." in parts:
-            raise PushRejectedError(
-                f"The repository contains the path {name!r}, which leaves the tree"
-            )
-        if member.issym():
-            link = member.linkname
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
-            if link.startswith("/") or resolved == ".." or resolved.startswith("../"):
-                raise PushRejectedError(
-                    f"{name} is a symbolic link to {link}, which points outside the repository — "
-                    "replace it with a relative link inside the repository or a copy of the file"
-                )
-        elif not (member.isreg() or member.isdir()):
-            raise PushRejectedError(f"{name} is not a regular file, directory or symbolic link")
-        total += member.size
-        if total > max_bytes:
-            raise PushRejectedError(
-                f"The repository is larger than {human_size(max_bytes)} unpacked, the limit for a "
-                "deploy — remove large files from it (keep data in an add-on or object storage)"
-            )
