@@ -6,6 +6,7 @@
     python -m dockyard.serve agent     # the dyno manager of this host
     python -m dockyard.serve admin create-user EMAIL
     python -m dockyard.serve migrate
+    python -m dockyard.serve stack-build [--variant run|build]
 
 ``dockyard up`` (the CLI) replaces itself with the first form. This module is the only one allowed to import
 from every layer; the supervisor restarts a child that dies, and on Ctrl-C stops the children and the dynos.
@@ -153,6 +154,47 @@ class Supervisor:
         log.info("Dockyard stopped")
 
 
+def runtime_banner(settings: Settings) -> list[str]:
+    """What ``up`` says about the dyno runtime: loudly when dynos are not sandboxed."""
+    name = settings.agent.runtime
+    if name == "runc":
+        return [
+            "  runtime        : runc (sandboxed: namespaces, cgroups, seccomp, no capabilities)"
+        ]
+    if name == "process":
+        return [
+            "  runtime        : process",
+            "  !!! THE process RUNTIME IS NOT A SANDBOX: dynos run as plain processes of this host, with",
+            "  !!! access to its files, processes and network. Run only code you trust, or run Dockyard",
+            '  !!! as root with agent.runtime = "runc".',
+        ]
+    return [f"  runtime        : {name}"]
+
+
+def ensure_stack(settings: Settings) -> None:
+    """Build the stack image when the runc runtime needs one and none is built yet."""
+    from dockyard.runtime.stack import StackImages
+
+    images = StackImages(settings)
+    image = images.current()
+    if image is None:
+        print(
+            "  stack          : not built yet — building it now (once; a few minutes)", flush=True
+        )
+        image = images.build(on_line=lambda line: print(f"                   {line}", flush=True))
+    print(f"  stack          : {image.label}")
+
+
+def cmd_stack_build(settings: Settings, args: argparse.Namespace) -> int:
+    from dockyard.runtime.stack import StackImages
+
+    image = StackImages(settings).build(args.variant, on_line=lambda line: print(line, flush=True))
+    print(f"Built {image.path}")
+    if args.variant == "run":
+        print("New dynos use it; running dynos keep theirs until they restart.")
+    return 0
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from dockyard.control.context import Platform
 
@@ -165,7 +207,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  data directory : {settings.data_dir}")
     print(f"  API            : {settings.api_url}")
     print(f"  apps           : {settings.app_url('<app>')}")
-    print(f"  runtime        : {settings.agent.runtime}")
+    for line in runtime_banner(settings):
+        print(line)
+    if settings.agent.runtime == "runc":
+        ensure_stack(settings)
     if not accounts:
         print(
             "  No account yet. Create one in another terminal:  dockyard admin:create-user you@example.com"
@@ -208,6 +253,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_parser(role, help=f"run the {role} in the foreground")
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("stop-dynos", help="stop every dyno on this host")
+    stack = sub.add_parser("stack-build", help="build the stack image dynos run on (debootstrap)")
+    stack.add_argument(
+        "--variant",
+        choices=("run", "build"),
+        default="run",
+        help="run: the dynos' stack; build: the same plus compilers and headers",
+    )
     admin = sub.add_parser("admin", help="operator commands")
     admin_sub = admin.add_subparsers(dest="action", required=True)
     create = admin_sub.add_parser("create-user", help="create an account and print its API key")
@@ -235,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             Platform.open(settings).close()
             print("database is up to date")
             return 0
+        if args.command == "stack-build":
+            return cmd_stack_build(settings, args)
         if args.command == "stop-dynos":
             print(f"stopped {stop_all_dynos(settings)} dyno(s)")
             return 0
