@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from dockyard.errors import InvalidError
 from dockyard.settings import Settings
@@ -40,6 +40,30 @@ class DynoSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     """Opaque values the agent wants back from ``list()``."""
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict, for runtimes that keep their dynos' specs on disk."""
+        data = {f.name: getattr(self, f.name) for f in fields(DynoSpec)}
+        data["env"] = dict(self.env)
+        data["labels"] = dict(self.labels)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DynoSpec:
+        return cls(
+            id=str(data["id"]),
+            app_id=str(data["app_id"]),
+            app_name=str(data["app_name"]),
+            name=str(data["name"]),
+            process_type=str(data["process_type"]),
+            release_version=int(data["release_version"]),
+            slug_digest=str(data["slug_digest"]),
+            command=str(data["command"]),
+            env={str(k): str(v) for k, v in data["env"].items()},
+            size=str(data["size"]),
+            generation=str(data.get("generation", "0")),
+            labels={str(k): str(v) for k, v in data.get("labels", {}).items()},
+        )
+
 
 @dataclass(frozen=True)
 class RunningDyno:
@@ -47,7 +71,8 @@ class RunningDyno:
     port: int
     """The ``$PORT`` given to the dyno."""
     address: str
-    """``host:port`` where the router reaches the dyno."""
+    """``host:port`` where the router reaches the dyno; empty when this host cannot reach it (a ``runc``
+    dyno in a network namespace of its own that no network is attached to yet)."""
     started_at: datetime
     state: ProcessState
     exit_code: int | None = None
@@ -80,6 +105,7 @@ class Runtime(Protocol):
 
 RUNTIME_BACKENDS: dict[str, str] = {
     "process": "dockyard.runtime.process:ProcessRuntime",
+    "runc": "dockyard.runtime.runc:RuncRuntime",
 }
 """Backends by name, as ``module:Class``; nothing is discovered by scanning packages."""
 

@@ -1,0 +1,658 @@
+"""``RuncRuntime``: every dyno an OCI container run by ``runc``, sandboxed (see ``bundle.py`` for the rules).
+
+One bundle per dyno in ``<dynos dir>/<dyno id>/``::
+
+    config.json   the OCI configuration (mode 0600: it holds the config vars)
+    dyno.json     our record: the spec, the container's init pid and its start time, $PORT, address
+    output.log    the dyno's stdout and stderr (runc hands the file to the container; no helper process)
+    hosts         the dyno's /etc/hosts
+    scratch/      a tmpfs capped at runtime.scratch_size_mb: upper/ and work/ of the /app overlay, and
+                  status/ (the dyno's /run/dyno, where its launcher writes the exit status)
+    app/          the /app overlay: the dyno's writable scratch over an "owner layer" (the slug's directories,
+                  owned by the dyno's user, so it can create files anywhere in /app as on Heroku) over
+                  the release's slug (a read-only SquashFS mount shared by every dyno of that slug)
+
+The container's PID 1 is ``bash`` running ``LAUNCHER``: it sources ``.profile.d/*.sh`` and ``.profile``, runs the
+Procfile command in a subshell (so an ``exit`` in it ends the command, not the launcher), reaps orphans, and
+writes the command's exit status before it exits. Because PID 1 of a PID namespace ignores signals it has no
+handler for, ``runc kill --all TERM`` stops the app's processes and not the launcher, which then records how
+they ended.
+
+State survives the agent: a new agent lists ``dyno.json`` records and checks each container's init process in
+``/proc`` (pid plus start time, so a reused pid never looks like a dyno). ``stop`` sends SIGTERM to every process
+(``runc kill --all``), SIGKILL after the timeout, then ``runc delete``, unmounts and removes the bundle.
+
+Networking: each dyno gets a network namespace of its own. With the host's ``DynoNetwork`` (``network.py``) the
+namespace has a veth link and an address, and ``RunningDyno.address`` is ``<address>:$PORT``. Without one it has
+only loopback: ``$PORT`` cannot be reached from the host, ``RunningDyno.address`` is empty, and ``listening()``
+tells from the dyno's own socket table whether it listens on ``$PORT``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from dockyard._util import proc
+from dockyard.errors import CommandError, DockyardError, DynoError, SlugError
+from dockyard.runtime import bundle, cgroups, seccomp
+from dockyard.runtime.base import DynoSpec, RunningDyno
+from dockyard.runtime.stack import DYNO_UID, StackImages
+from dockyard.runtime.uids import UidRanges
+from dockyard.settings import Settings
+from dockyard.slug.mount import SlugMounter, mount_points
+from dockyard.slug.store import SlugStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+STATE_FILE = "dyno.json"
+OUTPUT_FILE = "output.log"
+CONFIG_FILE = "config.json"
+RUNC_LOG = "runc.log"
+EXIT_FILE = "exit-status"
+PORT_BASE = 5000
+PORT_SPAN = 1000
+"""``$PORT`` is 5000-5999 (derived from the dyno id): each dyno has its own network namespace."""
+RUNC_TIMEOUT = 60.0
+_POLL = 0.02
+_KILL_WAIT = 10.0
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_MOUNT_UNSAFE = re.compile(r"[,:\s\\]")
+TCP_LISTEN = "0A"
+
+# Runs as PID 1 of the container, in /app. The command travels as "$1", never spliced into this script.
+LAUNCHER = """\
+__dyno_command=$1
+shift
+for __dyno_file in .profile.d/*.sh; do
+  if [ -r "$__dyno_file" ]; then . "./$__dyno_file"; fi
+done
+unset __dyno_file
+if [ -r .profile ]; then . ./.profile; fi
+( eval "$__dyno_command" )
+__dyno_status=$?
+echo "$__dyno_status" > /run/dyno/exit-status
+exit "$__dyno_status"
+"""
+
+
+class NetworkAttachment(Protocol):
+    @property
+    def netns_path(self) -> Path:
+        """The network namespace the dyno's container joins."""
+        ...
+
+    @property
+    def address(self) -> str:
+        """The dyno's IP address, where the router reaches its ``$PORT``."""
+        ...
+
+
+class Network(Protocol):
+    """What the runtime needs from the per-dyno network (``network.DynoNetwork``)."""
+
+    def attach(self, dyno_id: str, app_id: str, *, port: int | None) -> NetworkAttachment:
+        """Create the dyno's namespace, link and firewall entries; ``port`` is the one the router may open."""
+        ...
+
+    def detach(self, dyno_id: str) -> None:
+        """Remove the dyno's namespace, link and rules; unknown ids are ignored."""
+        ...
+
+
+def default_network(settings: Settings) -> Network | None:
+    """The host's dyno network when its settings exist, set up for use (idempotent); else None, and dynos
+    get a namespace with only loopback."""
+    if getattr(settings, "network", None) is None:
+        log.warning(
+            "no dyno network on this host: each dyno gets a network namespace with only loopback, so "
+            "its $PORT cannot be reached from the host"
+        )
+        return None
+    from dockyard.runtime.network import DynoNetwork
+
+    network = DynoNetwork(settings)
+    network.setup_host()
+    return network
+
+
+@dataclass(frozen=True)
+class _State:
+    spec: DynoSpec
+    pid: int
+    """The container's init process on the host; 0 while ``runc run`` has not answered yet."""
+    pid_start: int
+    port: int
+    address: str
+    started_at: datetime
+    host_uid: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.to_json(),
+            "pid": self.pid,
+            "pid_start": self.pid_start,
+            "port": self.port,
+            "address": self.address,
+            "started_at": self.started_at.isoformat(),
+            "host_uid": self.host_uid,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> _State:
+        return cls(
+            spec=DynoSpec.from_json(data["spec"]),
+            pid=int(data["pid"]),
+            pid_start=int(data["pid_start"]),
+            port=int(data["port"]),
+            address=str(data.get("address", "")),
+            started_at=datetime.fromisoformat(str(data["started_at"])),
+            host_uid=int(data["host_uid"]),
+        )
+
+
+def _proc_start(pid: int) -> int | None:
+    """The start time of ``pid`` (clock ticks after boot), or None when it is gone or a zombie."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    rest = data[data.rindex(b")") + 2 :].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
+def _alive(state: _State) -> bool:
+    return state.pid > 0 and _proc_start(state.pid) == state.pid_start
+
+
+def dyno_port(dyno_id: str) -> int:
+    digest = hashlib.sha256(dyno_id.encode()).digest()
+    return PORT_BASE + int.from_bytes(digest[:4], "big") % PORT_SPAN
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports with a listening socket in the network namespace of ``pid``."""
+    ports = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{name}").read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == TCP_LISTEN:
+                ports.add(int(fields[1].rpartition(":")[2], 16))
+    return ports
+
+
+def user_namespaces_available() -> tuple[bool, str]:
+    """Whether this host lets us create user namespaces, and why not."""
+    try:
+        limit = int(Path("/proc/sys/user/max_user_namespaces").read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        limit = 1
+    if limit == 0:
+        return False, "user.max_user_namespaces is 0"
+    try:
+        result = proc.run(["unshare", "--user", "true"], check=False, timeout=10)
+    except CommandError as exc:
+        return False, exc.message
+    if result.returncode != 0:
+        return False, result.stderr.decode("utf-8", "replace").strip() or "unshare --user failed"
+    return True, ""
+
+
+def _runc_argv(root: Path, log_file: Path | None = None) -> list[str | Path]:
+    argv: list[str | Path] = ["runc", "--root", root]
+    if log_file is not None:
+        argv += ["--log", log_file, "--log-format", "json"]
+    return argv
+
+
+def _memsw_supported() -> bool:
+    return (cgroups.CGROUP_ROOT / "memory" / "memory.memsw.limit_in_bytes").exists()
+
+
+def _mount(argv: list[str | Path], what: str) -> None:
+    try:
+        proc.run(["mount", *argv])
+    except CommandError as exc:
+        raise DynoError(f"cannot mount {what}: {exc.message}") from exc
+
+
+def _unmount(path: Path) -> None:
+    if path.resolve() not in mount_points():
+        return
+    result = proc.run(["umount", path], check=False)
+    if result.returncode != 0:  # still busy: detach it now, the kernel frees it when unused
+        proc.run(["umount", "-l", path], check=False)
+
+
+def _runc_error(log_path: Path, fallback: str) -> str:
+    """The last error runc logged (its JSON log), else ``fallback``."""
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return fallback
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError, AttributeError):
+            entry = json.loads(line)
+            if entry.get("level") in ("error", "fatal"):
+                return str(entry.get("msg", fallback))
+    return fallback
+
+
+class RuncRuntime:
+    """Sandboxed dynos run by runc; see the module docstring."""
+
+    name = "runc"
+    sandboxed = True
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        mounter: SlugMounter | None = None,
+        network: Network | None = None,
+        stacks: StackImages | None = None,
+    ) -> None:
+        if os.geteuid() != 0:
+            raise DynoError(
+                "the runc runtime needs root (it mounts slugs and creates namespaces and cgroups) — run "
+                'Dockyard as root, or set agent.runtime = "process" (not a sandbox)'
+            )
+        options = settings.runtime
+        self.settings = settings
+        self.root = settings.dynos_dir
+        self.mounter = mounter or SlugMounter(
+            settings.data_dir / "mounts", SlugStore(settings.slugs_dir), loop=True
+        )
+        self.stacks = stacks or StackImages(settings)
+        self.network = network if network is not None else default_network(settings)
+        self.runc_root = Path(options.runc_root)
+        self.owners_root = settings.data_dir / "runtime" / "owners"
+        self.uids = UidRanges(
+            settings.data_dir / "runtime" / "uid-slots.json", options.uid_base, options.uid_slots
+        )
+        self.user_namespaces = self._choose_user_namespaces(options.user_namespaces)
+        self.swap_limit = _memsw_supported()
+        self.seccomp = seccomp.profile()
+        self._lock = threading.Lock()
+        self._slug_lock = threading.Lock()
+        """Held from mounting a slug until its dyno is recorded, and while dropping unused slugs."""
+
+    @staticmethod
+    def _choose_user_namespaces(mode: str) -> bool:
+        if mode == "off":
+            log.warning(
+                "user namespaces are switched off (runtime.user_namespaces = off): each app's dynos run "
+                "as an unprivileged host uid of the app's own range, without a user namespace"
+            )
+            return False
+        available, why = user_namespaces_available()
+        if available:
+            log.info(
+                "dynos run in user namespaces: each app's uids map to its own unprivileged host range"
+            )
+            return True
+        if mode == "on":
+            raise DynoError(
+                f"runtime.user_namespaces is on but this host cannot create user namespaces ({why}) — "
+                "enable them (sysctl user.max_user_namespaces) or set runtime.user_namespaces = auto"
+            )
+        log.warning(
+            "user namespaces are not available on this host (%s): dynos run without one, as an "
+            "unprivileged host uid of their app's own range",
+            why,
+        )
+        return False
+
+    # -- the Runtime protocol ------------------------------------------------------------------
+
+    def start(self, spec: DynoSpec) -> RunningDyno:
+        directory = self._dir(spec.id)
+        with self._slug_lock:
+            try:
+                return self._start(spec, directory)
+            except FileExistsError as exc:
+                raise DynoError(f"a dyno with id {spec.id} already exists on this host") from exc
+            except (OSError, DockyardError) as exc:
+                self._teardown(spec.id, directory)
+                message = (
+                    exc.message if isinstance(exc, DockyardError) else exc.strerror or str(exc)
+                )
+                raise DynoError(f"cannot start {spec.name} of {spec.app_name}: {message}") from exc
+
+    def stop(self, dyno_id: str, *, timeout: float) -> None:
+        directory = self._dir(dyno_id)
+        if not directory.is_dir():
+            return
+        state = self._read(directory)
+        if state is not None:
+            state = self._with_pid(state)
+        if state is not None and _alive(state):
+            self._runc("kill", "--all", dyno_id, "TERM")
+            if not self._wait_gone(state, timeout):
+                log.info("dyno %s ignored SIGTERM for %g s; sending SIGKILL", dyno_id, timeout)
+                self._runc("kill", "--all", dyno_id, "KILL")
+                if not self._wait_gone(state, _KILL_WAIT):
+                    raise DynoError(
+                        f"dyno {state.spec.name} ({dyno_id}) still runs after SIGKILL; a process may be "
+                        "stuck in the kernel — check it with runc list"
+                    )
+        self._teardown(dyno_id, directory)
+
+    def list(self) -> list[RunningDyno]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for directory in sorted(self.root.iterdir()):
+            state = self._read(directory)
+            if state is not None:
+                found.append(self._observe(self._with_pid(state)))
+        return found
+
+    def release_unused(self, digests_in_use: set[str]) -> None:
+        with self._slug_lock:
+            in_use = set(digests_in_use) | {d.spec.slug_digest for d in self.list()}
+            for digest in sorted(self.mounter.mounted() - in_use):
+                try:
+                    self.mounter.unmount(digest)
+                except SlugError as exc:
+                    log.warning("%s", exc.message)
+            if self.owners_root.is_dir():
+                for layer in self.owners_root.iterdir():
+                    if layer.name.partition("-")[0] not in in_use:
+                        shutil.rmtree(layer, ignore_errors=True)
+
+    # -- beyond the protocol -------------------------------------------------------------------
+
+    def listening(self, dyno_id: str) -> bool:
+        """Whether the dyno listens on its ``$PORT`` (read from its own socket table, so it works before
+        any network is attached)."""
+        state = self._read(self._dir(dyno_id))
+        return state is not None and _alive(state) and state.port in listening_ports(state.pid)
+
+    def usage(self, dyno_id: str) -> cgroups.Usage | None:
+        """Memory and process figures of a dyno (for R14/R15), or None when it has no cgroup."""
+        return cgroups.read_usage(dyno_id)
+
+    # -- starting ------------------------------------------------------------------------------
+
+    def _start(self, spec: DynoSpec, directory: Path) -> RunningDyno:
+        limits = cgroups.limits_for(cgroups.size_of(spec.size))
+        stack_root = self.stacks.mount(self.stacks.require())
+        slug_dir = self.mounter.mount(spec.slug_digest)
+        host_base = self.uids.host_base(spec.app_id)
+        host_uid = host_base + DYNO_UID
+        owners = self._owner_layer(slug_dir, spec.slug_digest, host_uid)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(
+            0o711
+        )  # runc's init, inside the user namespace, must reach the bind sources
+        directory.mkdir(mode=0o711)
+        port = dyno_port(spec.id)
+        state = _State(spec, 0, 0, port, "", datetime.now(UTC), host_uid)
+        self._write(
+            directory, state
+        )  # before runc runs: a crash from here on leaves a record to clean
+        self._prepare_app(directory, slug_dir, owners, host_uid)
+        netns = None
+        if self.network is not None:
+            web = spec.process_type == "web"
+            attachment = self.network.attach(spec.id, spec.app_id, port=port if web else None)
+            netns = str(attachment.netns_path)
+            state = replace(state, address=f"{attachment.address}:{port}")
+        (directory / "hosts").write_text(bundle.hosts_file_text(spec.name), encoding="utf-8")
+        env = {"PATH": DEFAULT_PATH, "LANG": "en_US.UTF-8", **spec.env}
+        env.update(HOME="/app", PORT=str(port), DYNO=spec.name)
+        config = bundle.config(
+            bundle.BundleSpec(
+                hostname=spec.name,
+                root=stack_root,
+                app_dir=directory / "app",
+                hosts_file=directory / "hosts",
+                status_dir=directory / "scratch" / "status",
+                args=["bash", "-c", LAUNCHER, "dyno", spec.command],
+                env=env,
+                uid=DYNO_UID if self.user_namespaces else host_uid,
+                gid=DYNO_UID if self.user_namespaces else host_uid,
+                limits=limits,
+                cgroups_path=cgroups.cgroup_path(spec.id),
+                seccomp=self.seccomp,
+                tmp_size_mb=self.settings.runtime.tmp_size_mb,
+                nofile=self.settings.runtime.nofile,
+                id_map=bundle.IdMap(host_base) if self.user_namespaces else None,
+                netns_path=netns,
+                swap_limit=self.swap_limit,
+                annotations={
+                    "dockyard.app": spec.app_name,
+                    "dockyard.dyno": spec.name,
+                    "dockyard.release": str(spec.release_version),
+                },
+            )
+        )
+        fd = os.open(directory / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(config, handle)
+        pid = self._run(spec, directory)
+        started = _proc_start(pid)
+        state = replace(state, pid=pid, pid_start=started or 0, started_at=datetime.now(UTC))
+        self._write(directory, state)
+        return self._observe(state)
+
+    def _make_reachable(self, directory: Path) -> None:
+        """runc's init mounts /app and the other bind sources from inside the dyno's user namespace, where it
+        is an unprivileged uid: every directory above them must be searchable by others."""
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o711)
+        if not self.user_namespaces:
+            return
+        for parent in directory.parents:
+            if not os.stat(parent).st_mode & stat.S_IXOTH:
+                raise DynoError(
+                    f"dynos cannot reach {directory}: {parent} is not searchable by other users — "
+                    f"run chmod o+x {parent}, or move the data directory"
+                )
+
+    def _prepare_app(self, directory: Path, slug_dir: Path, owners: Path, host_uid: int) -> None:
+        """The dyno's /app: a size-capped tmpfs holding the overlay's upper layer over owners and slug."""
+        scratch = directory / "scratch"
+        app = directory / "app"
+        for path in (scratch, app, owners, slug_dir):
+            if _MOUNT_UNSAFE.search(str(path)):
+                raise DynoError(
+                    f"the path {path} holds a character mount options cannot carry (, : space \\)"
+                )
+        scratch.mkdir(mode=0o711)
+        app.mkdir(mode=0o755)
+        size = self.settings.runtime.scratch_size_mb
+        _mount(
+            ["-t", "tmpfs", "-o", f"size={size}m,mode=0711,nosuid,nodev", "tmpfs", scratch],
+            "the dyno's scratch space",
+        )
+        for name in ("upper", "work", "status"):
+            (scratch / name).mkdir(mode=0o755)
+        os.chown(scratch / "upper", host_uid, host_uid)
+        os.chown(scratch / "status", host_uid, host_uid)
+        options = (
+            f"lowerdir={owners}:{slug_dir},upperdir={scratch / 'upper'},workdir={scratch / 'work'},"
+            "nosuid,nodev"
+        )
+        _mount(["-t", "overlay", "-o", options, "overlay", app], "the dyno's /app overlay")
+
+    def _owner_layer(self, slug_dir: Path, digest: str, host_uid: int) -> Path:
+        """The slug's directory tree, empty and owned by ``host_uid``: laid between the slug and the dyno's
+        writable layer it makes every directory of /app the dyno's own (files stay read-only copies).
+        Built once per slug and app."""
+        target = self.owners_root / f"{digest}-{host_uid}"
+        if target.is_dir():
+            return target
+        self.owners_root.mkdir(parents=True, exist_ok=True)
+        partial = self.owners_root / f".{target.name}.{uuid.uuid4().hex}.partial"
+        try:
+            for dirpath, _dirnames, _files in os.walk(slug_dir):
+                source = Path(dirpath)
+                copy = partial / source.relative_to(slug_dir)
+                mode = stat.S_IMODE(os.lstat(source).st_mode) & 0o1777 | 0o700
+                copy.mkdir(mode=0o700)
+                os.chmod(copy, mode)
+                os.chown(copy, host_uid, host_uid)
+            os.replace(partial, target)
+        finally:
+            if partial.exists():
+                shutil.rmtree(partial, ignore_errors=True)
+        return target
+
+    def _run(self, spec: DynoSpec, directory: Path) -> int:
+        """``runc run --detach``: the container keeps runc's stdout and stderr (the output file)."""
+        fd = os.open(directory / OUTPUT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            child = proc.spawn(
+                [
+                    *_runc_argv(self.runc_root, directory / RUNC_LOG),
+                    "run",
+                    "--detach",
+                    "--bundle",
+                    directory,
+                    "--pid-file",
+                    directory / "pid",
+                    spec.id,
+                ],
+                stdout=fd,
+                stderr=fd,
+            )
+        finally:
+            os.close(fd)
+        try:
+            code = child.wait(timeout=RUNC_TIMEOUT)
+        except Exception as exc:
+            child.kill()
+            child.wait()
+            raise DynoError(f"runc did not start the container within {RUNC_TIMEOUT:g} s") from exc
+        if code != 0:
+            raise DynoError(_runc_error(directory / RUNC_LOG, f"runc exited with status {code}"))
+        try:
+            return int((directory / "pid").read_text(encoding="ascii").strip())
+        except (OSError, ValueError) as exc:
+            raise DynoError(f"runc gave no pid for the container: {exc}") from exc
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def _teardown(self, dyno_id: str, directory: Path) -> None:
+        """Remove everything a dyno left: its container, mounts, network and bundle (each step tolerant)."""
+        self._runc("delete", "--force", dyno_id)
+        _unmount(directory / "app")
+        _unmount(directory / "scratch")
+        if self.network is not None:
+            try:
+                self.network.detach(dyno_id)
+            except DockyardError as exc:
+                log.warning("could not detach the network of dyno %s: %s", dyno_id, exc.message)
+        with self._lock:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def _wait_gone(self, state: _State, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while _alive(state):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)
+        return True
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _dir(self, dyno_id: str) -> Path:
+        if not _ID.match(dyno_id):
+            raise DynoError(f"{dyno_id!r} is not a valid dyno id")
+        return self.root / dyno_id
+
+    def _read(self, directory: Path) -> _State | None:
+        try:
+            data = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+            return _State.from_json(data)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _write(self, directory: Path, state: _State) -> None:
+        path = directory / STATE_FILE
+        partial = path.with_name(f".{STATE_FILE}.partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds config vars
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(state.to_json(), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+
+    def _with_pid(self, state: _State) -> _State:
+        """A record written before ``runc run`` answered (the agent died in between): ask runc."""
+        if state.pid > 0:
+            return state
+        result = self._runc("state", state.spec.id)
+        try:
+            pid = int(json.loads(result)["pid"]) if result else 0
+        except (ValueError, KeyError, TypeError):
+            pid = 0
+        started = _proc_start(pid) if pid > 0 else None
+        if started is None:
+            return state
+        state = replace(state, pid=pid, pid_start=started)
+        directory = self.root / state.spec.id
+        if directory.is_dir():
+            self._write(directory, state)
+        return state
+
+    def _observe(self, state: _State) -> RunningDyno:
+        running = _alive(state)
+        return RunningDyno(
+            spec=state.spec,
+            port=state.port,
+            address=state.address,
+            started_at=state.started_at,
+            state="running" if running else "exited",
+            exit_code=None if running else self._exit_code(state.spec.id),
+            output_path=self.root / state.spec.id / OUTPUT_FILE,
+        )
+
+    def _exit_code(self, dyno_id: str) -> int | None:
+        """What the launcher wrote (a file the dyno could also write: read without following links)."""
+        path = self.root / dyno_id / "scratch" / "status" / EXIT_FILE
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            text = os.read(fd, 16).decode("ascii", "replace").strip()
+        finally:
+            os.close(fd)
+        return int(text) if text.isdigit() and int(text) < 256 else None
+
+    # -- runc ----------------------------------------------------------------------------------
+
+    def _runc(self, *args: str) -> str:
+        """Run a runc command whose failure only means "nothing to do" (already stopped, gone)."""
+        try:
+            result = proc.run(
+                [*_runc_argv(self.runc_root), *args], check=False, timeout=RUNC_TIMEOUT
+            )
+        except CommandError as exc:
+            log.warning("runc %s: %s", args[0], exc.message)
+            return ""
+        return result.text if result.returncode == 0 else ""
