@@ -10,6 +10,7 @@ when it exists.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -18,7 +19,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dockyard.errors import InvalidError
@@ -273,6 +274,50 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class NetworkSettings:
+    """Dyno networking and its firewall (used by the ``runc`` runtime)."""
+
+    private_range: str = "10.88.0.0/16"
+    """IPv4 range of dyno addresses, a /32 each; its first address is the host's end of every dyno link (the
+    router's source address)."""
+    egress: Literal["allow", "deny"] = "allow"
+    """``allow``: dynos may open connections to outside addresses (never to private, link-local, loopback
+    or platform addresses); ``deny``: they may not."""
+    scan_window: float = 60.0
+    """Seconds in which more than ``scan_threshold`` probes of closed ports or dyno addresses block a source."""
+    scan_threshold: int = 20
+    block_duration: float = 3600.0
+    """Seconds a port-scanning source stays blocked."""
+    table: str = "dockyard"
+    """Dockyard's nftables table (family ``inet``); change it only to run two Dockyards on one host."""
+
+    def __post_init__(self) -> None:
+        def invalid(name: str, rule: str) -> InvalidError:
+            value = getattr(self, name)
+            return InvalidError(
+                f"setting network.{name} (DOCKYARD_NETWORK_{name.upper()}): {value!r} {rule}",
+                field=f"network.{name}",
+            )
+
+        try:
+            network = ipaddress.IPv4Network(self.private_range)
+        except ValueError as exc:
+            raise invalid("private_range", "is not an IPv4 network such as 10.88.0.0/16") from exc
+        if network.prefixlen > 30:
+            raise invalid("private_range", "is too small: give a /30 or larger")
+        if self.egress not in ("allow", "deny"):
+            raise invalid("egress", 'is neither "allow" nor "deny"')
+        if not 0 < self.scan_window <= 3600:
+            raise invalid("scan_window", "is not a number of seconds between 0 and 3600")
+        if not 0 < self.scan_threshold <= 10000:
+            raise invalid("scan_threshold", "is not a number of probes between 1 and 10000")
+        if not 1 <= self.block_duration <= 30 * 86400:
+            raise invalid("block_duration", "is not a number of seconds between 1 and 30 days")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", self.table):
+            raise invalid("table", "is not a table name (a letter, then letters, digits or _)")
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     domain: str = "dockyard.localhost"
@@ -285,6 +330,7 @@ class Settings:
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     git: GitSettings = field(default_factory=GitSettings)
     rendezvous: RendezvousSettings = field(default_factory=RendezvousSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     @property
     def api_url(self) -> str:
