@@ -166,7 +166,14 @@ def stream(
     if proc.stdout is None:  # pragma: no cover - stdout=PIPE always gives a pipe
         raise CommandError(f"{args[0]}: no output pipe")
     try:
-        timed_out = _pump(proc.stdout.fileno(), on_line, timeout, watch, watch_interval)
+        timed_out = _pump(
+            proc.stdout.fileno(),
+            on_line,
+            timeout,
+            watch,
+            watch_interval,
+            lambda: proc.poll() is not None,
+        )
     except BaseException:
         kill_group(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -183,20 +190,36 @@ def stream(
     return returncode
 
 
+EXIT_CHECK_INTERVAL = 0.25
+"""Seconds between two checks whether a streamed command has exited while something it started
+in the background still holds its output open."""
+
+
 def _pump(
     fd: int,
     on_line: Callable[[bytes], None],
     timeout: float | None,
     watch: Callable[[], None] | None,
     watch_interval: float,
+    exited: Callable[[], bool],
 ) -> bool:
-    """Read ``fd`` to its end, line by line; True when ``timeout`` passed first."""
+    """Read ``fd`` line by line until its end, or until the command has exited and what it wrote
+    is read (background processes it left may keep the pipe open); True when ``timeout`` passed
+    first."""
     now = time.monotonic()
     deadline = None if timeout is None else now + timeout
     next_watch = now + watch_interval
+    buffer = b""
+
+    def take(chunk: bytes) -> None:
+        nonlocal buffer
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            on_line(line)
+
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
-        buffer = b""
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -204,18 +227,24 @@ def _pump(
             if watch is not None and now >= next_watch:
                 watch()
                 next_watch = time.monotonic() + watch_interval
-            waits = [t - now for t in (deadline, next_watch if watch else None) if t is not None]
-            if not selector.select(timeout=max(0.0, min(waits)) if waits else None):
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
+            waits = [
+                t - now
+                for t in (deadline, next_watch if watch else None, now + EXIT_CHECK_INTERVAL)
+                if t is not None
+            ]
+            if selector.select(timeout=max(0.0, min(waits))):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                take(chunk)
+            elif exited():
+                os.set_blocking(fd, False)
+                with contextlib.suppress(BlockingIOError):
+                    while chunk := os.read(fd, 65536):
+                        take(chunk)
                 break
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                on_line(line)
-        if buffer:
-            on_line(buffer)
+    if buffer:
+        on_line(buffer)
     return False
 
 

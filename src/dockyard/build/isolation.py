@@ -10,8 +10,8 @@ unprivileged user of its own, under resource limits, watched while it runs, and 
   (``RLIMIT_FSIZE``), data memory per process (``RLIMIT_DATA``: heap and private mappings, not the
   address-space reservations that V8 and WebAssembly make), no core dumps.
 - **Watch** (while ``bin/compile`` runs): the compile timeout, the disk space of the scratch
-  directory (build, cache, env and temporary files), free space on the file systems a build user can
-  write to, and the number of tasks of the build user.
+  directory (build, cache, env and temporary files) plus what the build user owns in ``/tmp``,
+  ``/var/tmp`` and ``/dev/shm``, and the number of tasks of the build user.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ users, system users, systemd's dynamic users and sub-uid ranges."""
 UID_SLOTS = 256
 """Builds that can run at once as separate users."""
 SHARED_TMP_DIRS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 - swept, not used
-"""World-writable directories a build user can write to outside its scratch directory: watched for
-free space and cleared of the build user's files afterwards."""
+"""World-writable directories a build user can write to outside its scratch directory: what it owns
+there counts toward its disk limit and is removed afterwards."""
 DISK_CHECK_MIN_INTERVAL = 1.0
 """Seconds between two walks of the scratch directory; longer when a walk is slow (at most 10% of the
 time is spent walking)."""
@@ -74,10 +74,12 @@ class BuildLimits:
 class _Task:
     pid: int
     threads: int
+    zombie: bool
 
 
 def _tasks_of(uid: int) -> list[_Task]:
-    """Live (non-zombie) processes whose real or effective user is ``uid``, read from
+    """Processes whose real or effective user is ``uid`` (zombies too: until their parent reaps
+    them they count toward ``RLIMIT_NPROC``), read from
     ``/proc/<pid>/status`` (which stays accurate for processes that made themselves
     non-dumpable)."""
     found: list[_Task] = []
@@ -99,8 +101,8 @@ def _tasks_of(uid: int) -> list[_Task]:
                 threads = int(line.split()[1])
             elif line.startswith(b"State:"):
                 zombie = b"Z" in line.split()[1:2]
-        if uid in uids and not zombie:
-            found.append(_Task(int(entry.name), threads))
+        if uid in uids:
+            found.append(_Task(int(entry.name), threads, zombie))
     return found
 
 
@@ -108,7 +110,7 @@ def kill_user_processes(uid: int, *, rounds: int = 200) -> None:
     """SIGKILL every process of ``uid`` until none is left (a fork bomb forks between two scans,
     so scan again)."""
     for _ in range(rounds):
-        tasks = _tasks_of(uid)
+        tasks = [task for task in _tasks_of(uid) if not task.zombie]
         if not tasks:
             return
         for task in tasks:
@@ -145,14 +147,6 @@ def disk_usage(root: Path) -> int:
     return total
 
 
-def _free_bytes(path: Path) -> int | None:
-    try:
-        info = os.statvfs(path)
-    except OSError:
-        return None
-    return info.f_bavail * info.f_frsize
-
-
 def unreachable_ancestor(path: Path) -> Path | None:
     """The first directory above ``path`` that other users cannot traverse, if any."""
     for parent in reversed(path.resolve().parents):
@@ -169,23 +163,27 @@ def grant(path: Path, uid: int, gid: int) -> None:
             os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
-def _remove_owned_by(uid: int, directory: Path) -> None:
+def _owned_by(uid: int, directory: Path) -> list[Path]:
+    """The entries directly in ``directory`` that belong to ``uid``."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
-        return
+        return []
+    owned = []
     for entry in entries:
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if info.st_uid != uid:
-            continue
-        if stat.S_ISDIR(info.st_mode):
-            shutil.rmtree(entry.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            if entry.stat(follow_symlinks=False).st_uid == uid:
+                owned.append(Path(entry.path))
+    return owned
+
+
+def _remove_owned_by(uid: int, directory: Path) -> None:
+    for path in _owned_by(uid, directory):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+                path.unlink()
 
 
 class _UidSlot:
@@ -198,6 +196,12 @@ class _UidSlot:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                os.close(fd)
+                continue
+            kill_user_processes(UID_BASE + slot)  # nothing of an earlier holder may survive
+            if _tasks_of(UID_BASE + slot):
+                # Zombies of the last build, not reaped yet by init: they would count toward
+                # this build's process limit.
                 os.close(fd)
                 continue
             self.uid = UID_BASE + slot
@@ -231,15 +235,11 @@ class Sandbox:
         self.warning = warning
         """Said to the user when the build cannot run as a separate user."""
         self.tmp_dir = scratch / "tmp"
-        self._free_at_start = {d: _free_bytes(d) for d in self._watched_filesystems()}
 
     @property
     def isolated(self) -> bool:
         """Whether the build runs as a user of its own."""
         return self.uid is not None
-
-    def _watched_filesystems(self) -> list[Path]:
-        return [self.scratch, *(d for d in SHARED_TMP_DIRS if d.is_dir())]
 
     def rlimits(self) -> list[tuple[int, int]]:
         nproc = self.limits.max_processes
@@ -322,14 +322,14 @@ class Sandbox:
             for directory in SHARED_TMP_DIRS:
                 _remove_owned_by(self.uid, directory)
 
-    # Used by the guard
-    def free_space_drop(self) -> int:
-        drop = 0
-        for directory, before in self._free_at_start.items():
-            now = _free_bytes(directory)
-            if before is not None and now is not None:
-                drop = max(drop, before - now)
-        return drop
+    def disk_usage(self) -> int:
+        """Bytes the build occupies: its scratch directory, and what its user owns in the
+        shared temporary directories."""
+        used = disk_usage(self.scratch)
+        if self.uid is not None:
+            for directory in SHARED_TMP_DIRS:
+                used += sum(disk_usage(path) for path in _owned_by(self.uid, directory))
+        return used
 
 
 class _Guard:
@@ -360,21 +360,17 @@ class _Guard:
                     "DOCKYARD_BUILD_MAX_PROCESSES) — does it fork in a loop?"
                 )
         if now >= self.next_walk:
-            used = disk_usage(self.sandbox.scratch)
+            used = self.sandbox.disk_usage()
             took = time.monotonic() - now
             self.next_walk = time.monotonic() + max(DISK_CHECK_MIN_INTERVAL, 10 * took)
             if used > limits.disk_bytes:
-                raise CompileError(self._disk_message("the build used more than"))
-        if self.sandbox.free_space_drop() > limits.disk_bytes:
-            raise CompileError(self._disk_message("free disk space dropped by more than"))
-
-    def _disk_message(self, happened: str) -> str:
-        return (
-            f"{self.what} was stopped: {happened} {human_size(self.sandbox.limits.disk_bytes)} "
-            "of disk space (build, cache and temporary files count), the limit for a build "
-            "(setting build.disk_bytes, DOCKYARD_BUILD_DISK_BYTES) — keep large files out of the "
-            "build or raise the limit"
-        )
+                raise CompileError(
+                    f"{self.what} was stopped: the build used more than "
+                    f"{human_size(limits.disk_bytes)} of disk space (build, cache and temporary "
+                    "files count), the limit for a build (setting build.disk_bytes, "
+                    "DOCKYARD_BUILD_DISK_BYTES) — keep large files out of the build or raise the "
+                    "limit"
+                )
 
 
 def failure_hint(returncode: int, lines: Sequence[str], limits: BuildLimits) -> str:
@@ -424,7 +420,6 @@ def open_sandbox(scratch: Path, limits: BuildLimits, lock_dir: Path) -> Iterator
         os.chmod(scratch, 0o711)  # noqa: S103 - search only, no listing
         sandbox.tmp_dir.mkdir(mode=0o700, exist_ok=True)
         if slot is not None:
-            kill_user_processes(slot.uid)  # nothing of an earlier holder may survive
             sandbox.grant(sandbox.tmp_dir)
         try:
             yield sandbox
