@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.build.buildpack import BuildEnv
 from dockyard.build.output import BuildOutput
-from dockyard.build.stack import BuildCommands, HostStack, build_environment
+from dockyard.build.stack import (
+    BuildCommands,
+    HostStack,
+    build_environment,
+    read_small,
+    write_file,
+)
 from dockyard.errors import CompileError
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -90,46 +97,86 @@ def test_the_build_environment_has_config_vars_but_not_the_platforms_secrets(
     env_dir.mkdir()
     (env_dir / "GREETING").write_text("hi")
     (env_dir / "LD_PRELOAD").write_text("/evil.so")
-    platform = {
-        "PATH": "/usr/bin:/bin",
-        "DOCKYARD_DATABASE_URL": "postgresql://secret",
-        "HTTPS_PROXY": "http://proxy:3128",
-    }
+    (env_dir / "TOOL_HOME").write_text("from config")
+    platform = {"DOCKYARD_DATABASE_URL": "postgresql://secret", "HTTPS_PROXY": "http://proxy:3128"}
+    build = BuildEnv("heroku-24", "a" * 40, exports={"TOOL_HOME": "/opt/tool"})
 
-    env = build_environment(
-        env_dir, tmp_path / "home", {"STACK": "heroku-24"}, platform_env=platform
-    )
+    env = build_environment(build, env_dir, tmp_path / "home", platform_env=platform)
 
     assert env == {
-        "PATH": "/usr/bin:/bin",
+        "PATH": os.environ["PATH"],
         "HOME": str(tmp_path / "home"),
         "LANG": "C.UTF-8",
         "HTTPS_PROXY": "http://proxy:3128",
         "GREETING": "hi",
+        "TOOL_HOME": "/opt/tool",  # an earlier buildpack's export wins over a config var
         "STACK": "heroku-24",
+        "SOURCE_VERSION": "a" * 40,
     }
+
+
+def _commands(lines: list[str], timeout: float) -> BuildCommands:
+    return BuildCommands(
+        BuildEnv("heroku-24", None, timeout=timeout), BuildOutput(lines.append), dict(os.environ)
+    )
 
 
 def test_commands_show_their_output_indented_and_time_themselves(tmp_path: Path) -> None:
     lines: list[str] = []
-    commands = BuildCommands(HostStack(), BuildOutput(lines.append), dict(os.environ), 30)
-
-    seconds = commands.run(["sh", "-c", "echo one; echo two >&2"], cwd=tmp_path, what="echo")
-
+    seconds = _commands(lines, 30).run(
+        ["sh", "-c", "echo one; echo two >&2"], cwd=tmp_path, what="echo"
+    )
     assert lines == ["       one", "       two"]
     assert seconds >= 0
 
 
 def test_a_failing_command_fails_the_compile_naming_it(tmp_path: Path) -> None:
-    commands = BuildCommands(HostStack(), BuildOutput(), dict(os.environ), 30)
+    commands = _commands([], 30)
     with pytest.raises(CompileError, match="pip install failed with exit code 3"):
         commands.run(["sh", "-c", "exit 3"], cwd=tmp_path, what="pip install")
     assert commands.run(["sh", "-c", "exit 3"], cwd=tmp_path, what="x", check=False) >= 0
 
 
 def test_commands_share_the_compile_deadline(tmp_path: Path) -> None:
-    commands = BuildCommands(HostStack(), BuildOutput(), dict(os.environ), 0.5)
+    commands = _commands([], 0.5)
     with pytest.raises(CompileError, match="ran out of time"):
         commands.run(["sleep", "5"], cwd=tmp_path, what="npm ci")
     with pytest.raises(CompileError, match="ran out of time"):
         commands.run(["true"], cwd=tmp_path, what="the next step")
+
+
+def test_write_file_replaces_a_link_instead_of_writing_through_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    build = tmp_path / "build"
+    (build / ".profile.d").mkdir(parents=True)
+    (build / ".profile.d" / "python.sh").symlink_to(outside)
+
+    write_file(build, ".profile.d/python.sh", b"export A=1\n", BuildEnv("heroku-24", None))
+
+    assert outside.read_text() == "precious"
+    assert not (build / ".profile.d" / "python.sh").is_symlink()
+    assert (build / ".profile.d" / "python.sh").read_text() == "export A=1\n"
+
+
+def test_write_file_refuses_a_linked_directory(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / ".profile.d").symlink_to(tmp_path / "elsewhere")
+
+    with pytest.raises(
+        CompileError, match=r"\.profile\.d in the build is a link or not a directory"
+    ):
+        write_file(build, ".profile.d/python.sh", b"x", BuildEnv("heroku-24", None))
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_read_small_reads_regular_files_only(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("abc")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "key")
+    assert read_small(tmp_path / "key") == b"abc"
+    assert read_small(tmp_path / "fifo") is None
+    assert read_small(tmp_path / "link") is None
+    assert read_small(tmp_path / "missing") is None

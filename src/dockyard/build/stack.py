@@ -1,23 +1,28 @@
-"""``Stack``: what the build and run stack offers the built-in buildpacks — its Python interpreters,
-its Node.js, and a way to run a command on it — so buildpacks check version files against what
-exists and name it in their errors.
+"""``Stack``: what the build and run stack offers the built-in buildpacks — its Python interpreters
+and its Node.js — so buildpacks check version files against what exists and name it in their
+errors.
 
 ``HostStack`` is this machine: the Python at ``/usr/bin/python3`` (the stack's default, as in the
 Debian 12 stack image) plus any working ``python3.X`` on ``PATH``, one per minor version, and the
 ``node``/``npm`` on ``PATH``. It probes the interpreters lazily: a build that needs only the default
 Python starts one probe, not one per ``python3.X`` found.
 
-``BuildCommands`` runs the commands of one compile: their output goes to the build output indented
-under the current heading, all share the compile's deadline, and the time each took is returned so
-buildpacks can report it.
+Also here, what the built-in buildpacks share to act on a build: ``build_environment`` (the
+environment of their commands), ``BuildCommands`` (their commands, run in the build's sandbox
+through ``BuildEnv.stream`` under one deadline for the whole compile, output indented under the
+current heading, each timed), and the helpers with which Dockyard's own process writes into the
+build and cache directories without following links the build left there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dockyard._util import proc
+from dockyard.build.buildpack import BuildEnv
 from dockyard.build.output import BuildOutput
 from dockyard.errors import CommandError, CompileError
 
@@ -90,19 +96,6 @@ class Stack(Protocol):
         """The stack's Node.js, or None when it has none."""
         ...
 
-    def run(
-        self,
-        argv: Sequence[str | Path],
-        *,
-        cwd: Path,
-        env: Mapping[str, str],
-        on_line: Callable[[bytes], None],
-        timeout: float | None,
-    ) -> int:
-        """Run a build command on the stack, streaming its merged output; return its exit code.
-        ``CommandError`` when it cannot start or outlives ``timeout``."""
-        ...
-
 
 class HostStack:
     """The stack of this machine; see the module docstring."""
@@ -140,17 +133,6 @@ class HostStack:
             self._node = self._probe_node()
             self._node_known = True
         return self._node
-
-    def run(
-        self,
-        argv: Sequence[str | Path],
-        *,
-        cwd: Path,
-        env: Mapping[str, str],
-        on_line: Callable[[bytes], None],
-        timeout: float | None,
-    ) -> int:
-        return proc.stream(argv, on_line=on_line, cwd=cwd, env=env, timeout=timeout)
 
     def _candidates(self) -> Iterator[Path]:
         yield self.system_python
@@ -274,38 +256,36 @@ def read_env_dir(env_dir: Path) -> dict[str, str]:
 
 
 def build_environment(
-    env_dir: Path, home: Path, variables: Mapping[str, str], *, platform_env: Mapping[str, str]
+    env: BuildEnv, env_dir: Path, home: Path, *, platform_env: Mapping[str, str]
 ) -> dict[str, str]:
-    """The environment of a built-in buildpack's commands: a fixed base, the platform's registry
-    settings, the app's config vars, then ``variables`` (``STACK``, ``SOURCE_VERSION``, …)."""
-    env = {
-        "PATH": platform_env.get("PATH", DEFAULT_PATH),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-    }
-    env.update({k: v for k, v in platform_env.items() if k in PASSTHROUGH})
-    env.update(read_env_dir(env_dir))
-    env.update(variables)
-    return env
+    """The environment of a built-in buildpack's commands: ``BuildEnv.environ`` (fixed base, the
+    exports of earlier buildpacks, ``STACK``, ``SOURCE_VERSION``) plus the platform's registry
+    settings and the app's config vars, which never override an export or a build variable."""
+    values = env.environ(home)
+    protected = set(env.exports) | set(env.variables()) | {"PATH", "HOME", "TMPDIR"}
+    extra = {k: v for k, v in platform_env.items() if k in PASSTHROUGH}
+    extra.update(read_env_dir(env_dir))
+    values.update({k: v for k, v in extra.items() if k not in protected})
+    return values
 
 
 class BuildCommands:
-    """Runs one compile's commands on a stack under one deadline; see the module docstring."""
+    """Runs one compile's commands in the build's sandbox (``BuildEnv.stream``) under one
+    deadline for the whole compile; see the module docstring."""
 
     def __init__(
         self,
-        stack: Stack,
+        build: BuildEnv,
         output: BuildOutput,
         env: Mapping[str, str],
-        timeout: float | None,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.stack = stack
+        self.build = build
         self.output = output
         self.env = dict(env)
         self.clock = clock
-        self.deadline = None if timeout is None else clock() + timeout
+        self.deadline = None if build.timeout is None else clock() + build.timeout
 
     def remaining(self) -> float | None:
         if self.deadline is None:
@@ -326,8 +306,8 @@ class BuildCommands:
         check: bool = True,
     ) -> float:
         """Run ``argv``, show its output (the lines ``show`` accepts) indented, and return the
-        seconds it took; ``CompileError`` naming ``what`` when it runs out of time, cannot start,
-        or (with ``check``) exits non-zero."""
+        seconds it took; ``CompileError`` naming ``what`` when it runs out of time, hits a limit
+        of the sandbox, cannot start, or (with ``check``) exits non-zero."""
         merged = {**self.env, **(env or {})}
 
         def on_line(raw: bytes) -> None:
@@ -335,11 +315,10 @@ class BuildCommands:
             if show is None or show(text):
                 self.output.detail(text)
 
+        step = dataclasses.replace(self.build, timeout=self.remaining())
         started = self.clock()
         try:
-            code = self.stack.run(
-                argv, cwd=cwd, env=merged, on_line=on_line, timeout=self.remaining()
-            )
+            code = step.stream(argv, on_line=on_line, cwd=cwd, env=merged, what=what)
         except CommandError as exc:
             if self.deadline is not None and self.clock() >= self.deadline:
                 raise CompileError(f"{what}: {_timeout_message()}") from exc
@@ -348,9 +327,105 @@ class BuildCommands:
             raise CompileError(f"{what} failed with exit code {code}; its output above says why")
         return self.clock() - started
 
+    def shell(self, script: str, *args: str | Path, cwd: Path, what: str) -> float:
+        """A fixed ``sh`` script with ``args`` as ``$1``…, run as the build user: how built-in
+        buildpacks copy and move trees the build user owns (never as Dockyard's own user)."""
+        return self.run(["sh", "-c", script, "sh", *args], cwd=cwd, what=what)
+
 
 def _timeout_message() -> str:
     return (
         "the build ran out of time (the compile timeout) — make the build faster, "
         "or ask the operator for a longer build.compile_timeout"
     )
+
+
+# -- files in trees the build user owns ------------------------------------------------------------
+# The build directory and the cache belong to the build user, whose processes may have left links
+# anywhere in them. Dockyard's own process writes there only through these helpers: every
+# directory on the way is opened without following links, a file is replaced rather than written
+# through, and what is created is handed to the build user (the pipeline refuses files of others).
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dirs(root: Path, parts: Sequence[str], env: BuildEnv) -> int:
+    """A descriptor of ``root/parts…``, creating missing directories; ``CompileError`` when one
+    of them is a link or not a directory."""
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for part in parts:
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+                created = True
+            except FileExistsError:
+                created = False
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child
+            if created:
+                _hand_over(fd, env)
+    except OSError as exc:
+        os.close(fd)
+        where = "/".join(parts)
+        raise CompileError(
+            f"{where} in the build is a link or not a directory ({exc.strerror}) — remove it"
+        ) from exc
+    return fd
+
+
+def _hand_over(fd: int, env: BuildEnv) -> None:
+    uid = env.sandbox.uid if env.sandbox is not None else None
+    if uid is not None:
+        os.fchown(fd, uid, uid)
+
+
+def make_dirs(root: Path, relative: str, env: BuildEnv) -> Path:
+    """``root/relative`` as a real directory of the build user (created when missing)."""
+    os.close(_open_dirs(root, [p for p in relative.split("/") if p], env))
+    return root / relative
+
+
+def write_file(root: Path, relative: str, data: bytes, env: BuildEnv, *, mode: int = 0o644) -> None:
+    """Write ``root/relative`` (see the section comment): an existing file or link there is
+    replaced, never followed."""
+    *parents, name = [p for p in relative.split("/") if p]
+    fd = _open_dirs(root, parents, env)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=fd)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        out = os.open(name, flags, mode, dir_fd=fd)
+    except OSError as exc:
+        raise CompileError(f"cannot write {relative} in the build: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    try:
+        _hand_over(out, env)
+        os.write(out, data)
+    finally:
+        os.close(out)
+
+
+def rewrite_file(path: Path, data: bytes) -> None:
+    """Replace the content of an existing regular file, never following a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_small(path: Path, limit: int = 1 << 16) -> bytes | None:
+    """The start of a regular file, None when it is missing, a link, or not a regular file (a
+    FIFO left by the build must not block Dockyard)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)

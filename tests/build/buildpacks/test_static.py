@@ -30,7 +30,7 @@ def test_detects_index_html_or_static_json(tmp_path: Path) -> None:
 def test_python_and_node_apps_are_detected_before_a_static_index(tmp_path: Path) -> None:
     write_tree(tmp_path, {"index.html": "", "package.json": "{}"})
     detected = next(b for b in builtin_buildpacks() if b.detect(tmp_path) is not None)
-    assert detected.name == "dockyard/nodejs"
+    assert detected.name == "heroku/nodejs"
 
 
 def test_static_json_is_checked_and_normalised(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 ``builtin_buildpacks()`` is the ordered list tried when an app names no buildpack: Python,
 Node.js, static sites, then the Procfile-only buildpack, so a Python app with a Procfile is built as
-a Python app and a Node.js app with an ``index.html`` as a Node.js app. ``BUILTIN`` names them for
-apps that set their buildpacks explicitly (``heroku/python`` is accepted for ``dockyard/python``).
+a Python app and a Node.js app with an ``index.html`` as a Node.js app. The language buildpacks
+carry Heroku's names (``heroku/python``, ``heroku/nodejs``, ``heroku/static``), which is how apps
+name them in their buildpack list; ``builtin_buildpack`` also accepts ``dockyard/…`` aliases.
 """
 
 from __future__ import annotations
@@ -18,22 +19,22 @@ from dockyard.build.buildpacks.python import PythonBuildpack
 from dockyard.build.buildpacks.static import StaticBuildpack
 from dockyard.build.stack import HostStack, Stack
 
-BUILTIN_ORDER = ("dockyard/python", "dockyard/nodejs", "dockyard/static", "dockyard/procfile")
-"""Detection order of the built-in buildpacks."""
+BUILTIN_ORDER = ("heroku/python", "heroku/nodejs", "heroku/static", "dockyard/procfile")
+"""The built-in buildpacks by name (Heroku's names for the language ones), in detection order."""
 
 ALIASES = {
-    "heroku/python": "dockyard/python",
-    "heroku/nodejs": "dockyard/nodejs",
-    "heroku/static": "dockyard/static",
-    "heroku-community/static": "dockyard/static",
+    "dockyard/python": "heroku/python",
+    "dockyard/nodejs": "heroku/nodejs",
+    "dockyard/static": "heroku/static",
+    "heroku-community/static": "heroku/static",
 }
 
 
 def _table(stack: Stack) -> dict[str, Callable[[], Buildpack]]:
     return {
-        "dockyard/python": lambda: PythonBuildpack(stack),
-        "dockyard/nodejs": lambda: NodejsBuildpack(stack),
-        "dockyard/static": StaticBuildpack,
+        "heroku/python": lambda: PythonBuildpack(stack),
+        "heroku/nodejs": lambda: NodejsBuildpack(stack),
+        "heroku/static": StaticBuildpack,
         "dockyard/procfile": ProcfileBuildpack,
     }
 

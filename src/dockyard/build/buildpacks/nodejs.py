@@ -23,7 +23,15 @@ from typing import Any
 
 from dockyard.build.buildpack import BuildEnv, BuildpackRelease
 from dockyard.build.output import BuildOutput
-from dockyard.build.stack import BuildCommands, HostStack, Stack, Version, build_environment
+from dockyard.build.stack import (
+    BuildCommands,
+    HostStack,
+    Stack,
+    Version,
+    build_environment,
+    make_dirs,
+    write_file,
+)
 from dockyard.errors import CompileError
 
 PACKAGE_JSON = "package.json"
@@ -40,7 +48,8 @@ export NODE_ENV="${NODE_ENV:-production}"
 
 
 class NodejsBuildpack:
-    name = "dockyard/nodejs"
+    name = "heroku/nodejs"
+    looks_for = "package.json"
 
     def __init__(
         self, stack: Stack | None = None, *, platform_env: Mapping[str, str] | None = None
@@ -72,11 +81,8 @@ class NodejsBuildpack:
         output.detail(f"Using Node.js {node.label} from the stack")
 
         cache = cache_dir / "nodejs"
-        home = cache / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        environment = build_environment(
-            env_dir, home, env.variables(), platform_env=self.platform_env
-        )
+        home = make_dirs(cache_dir, "nodejs/home", env)
+        environment = build_environment(env, env_dir, home, platform_env=self.platform_env)
         environment.setdefault("NODE_ENV", "production")
         environment.update(
             npm_config_cache=str(cache / "npm"),
@@ -85,7 +91,7 @@ class NodejsBuildpack:
             npm_config_audit="false",
             npm_config_progress="false",
         )
-        commands = BuildCommands(self.stack, output, environment, env.timeout)
+        commands = BuildCommands(env, output, environment)
         npm = str(node.npm)
 
         output.heading("Installing dependencies")
@@ -117,8 +123,7 @@ class NodejsBuildpack:
             commands.run(
                 [npm, "prune", "--omit=dev"], cwd=build_dir, what="npm prune", show=_not_blank
             )
-        (build_dir / ".profile.d").mkdir(exist_ok=True)
-        (build_dir / PROFILE_SCRIPT).write_text(PROFILE, encoding="utf-8")
+        write_file(build_dir, PROFILE_SCRIPT, PROFILE.encode(), env)
 
     def release(self, build_dir: Path) -> BuildpackRelease:
         try:

@@ -46,6 +46,10 @@ from dockyard.build.stack import (
     PythonRuntime,
     Stack,
     build_environment,
+    make_dirs,
+    read_small,
+    rewrite_file,
+    write_file,
 )
 from dockyard.errors import CompileError, ProcfileError
 
@@ -98,7 +102,8 @@ class InstallPlan:
 
 
 class PythonBuildpack:
-    name = "dockyard/python"
+    name = "heroku/python"
+    looks_for = "requirements.txt, pyproject.toml, poetry.lock, uv.lock or setup.py"
 
     def __init__(
         self, stack: Stack | None = None, *, platform_env: Mapping[str, str] | None = None
@@ -115,14 +120,11 @@ class PythonBuildpack:
         plan = install_plan(build_dir)
         runtime = select_python(self.stack, build_dir, output)
         cache = cache_dir / "python"
-        home = cache / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        environment = build_environment(
-            env_dir, home, env.variables(), platform_env=self.platform_env
-        )
+        home = make_dirs(cache_dir, "python/home", env)
+        environment = build_environment(env, env_dir, home, platform_env=self.platform_env)
         environment["PIP_ROOT_USER_ACTION"] = "ignore"
         environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        commands = BuildCommands(self.stack, output, environment, env.timeout)
+        commands = BuildCommands(env, output, environment)
         for name in plan.ignored:
             output.detail(f"Ignoring {name}: {plan.source} pins the dependencies")
         venv = build_dir / VENV
@@ -132,21 +134,19 @@ class PythonBuildpack:
 
         key = cache_key(build_dir, plan, runtime) if plan.reusable else None
         cached = cache / "venv"
-        if key is not None and _read(cache / "venv.key") == key and cached.is_dir():
+        if key is not None and read_small(cache / "venv.key") == key.encode() and cached.is_dir():
             output.heading(f"Dependencies unchanged since the last build ({plan.source})")
-            started = commands.clock()
-            shutil.copytree(cached, venv, symlinks=True)
-            output.detail(
-                f"Reused the virtualenv from the build cache in {_secs(commands, started)}"
-            )
+            seconds = commands.shell(COPY_TREE, cached, venv, cwd=build_dir, what="Restoring")
+            output.detail(f"Reused the virtualenv from the build cache in {seconds:.2f} s")
         else:
+            write_file(cache_dir, "python/venv.key", b"", env)  # stale until saved again
             self._install(build_dir, cache, plan, runtime, commands, output)
             if key is not None:
-                _save_venv(venv, cache, key)
+                commands.shell(SAVE_TREE, venv, cached, cwd=cache, what="Caching the virtualenv")
+                write_file(cache_dir, "python/venv.key", key.encode(), env)
             else:
-                _clear_cached_venv(cache)
-        (build_dir / ".profile.d").mkdir(exist_ok=True)
-        (build_dir / PROFILE_SCRIPT).write_text(PROFILE, encoding="utf-8")
+                commands.shell(REMOVE_TREE, cached, cwd=cache, what="Clearing the cache")
+        write_file(build_dir, PROFILE_SCRIPT, PROFILE.encode(), env)
         _report_web_process(build_dir, output)
 
     def release(self, build_dir: Path) -> BuildpackRelease:
@@ -194,10 +194,14 @@ class PythonBuildpack:
             )
         elif plan.manager == "poetry":
             output.heading(f"Installing dependencies from {POETRY_LOCK} with pip")
-            exported = cache / "poetry-requirements.txt"
-            exported.write_text(poetry_requirements(build_dir), encoding="utf-8")
+            exported = "python/poetry-requirements.txt"
+            write_file(
+                cache.parent, exported, poetry_requirements(build_dir).encode(), commands.build
+            )
             seconds += commands.run(
-                [*pip_install, "--no-deps", "-r", exported], cwd=build_dir, what="pip install"
+                [*pip_install, "--no-deps", "-r", cache.parent / exported],
+                cwd=build_dir,
+                what="pip install",
             )
         elif plan.source == REQUIREMENTS:
             output.heading(f"Installing requirements with pip ({REQUIREMENTS})")
@@ -207,8 +211,17 @@ class PythonBuildpack:
         else:
             output.heading("Installing the project with pip")
             seconds += commands.run([*pip_install, "."], cwd=build_dir, what="pip install")
-        seconds += _finish_venv(venv, build_dir, commands)
+        site = site_packages(venv)
+        if site is not None:
+            # check=False: a module that does not compile (Python 2 test files) must not fail it
+            seconds += commands.run(
+                [python, "-m", "compileall", "-qq", "-j0", *UNCHECKED, site],
+                cwd=build_dir,
+                what="Compiling byte code",
+                check=False,
+            )
         output.detail(f"Dependencies installed in {seconds:.2f} s")
+        _finish_venv(venv, build_dir, commands.build)
 
     def _pip(self, runtime: PythonRuntime) -> list[str | Path]:
         """A pip to run with ``--python <venv>``: the chosen Python's own, else the default's."""
@@ -235,15 +248,14 @@ class PythonBuildpack:
         if uv.is_file() and os.access(uv, os.X_OK):
             return uv, 0.0
         output.heading(f"Installing uv into the build cache ({UV_REQUIREMENT})")
+        make_dirs(cache.parent, "python/tools", commands.build)
         partial = tool.with_name(f"uv.partial-{uuid.uuid4().hex[:8]}")
-        partial.parent.mkdir(parents=True, exist_ok=True)
         seconds = commands.run(
             [*pip, "install", "-q", "--target", partial, "--cache-dir", cache / "pip", *UV_INSTALL],
             cwd=cache,
             what="Installing uv",
         )
-        _remove(tool)
-        partial.rename(tool)
+        commands.shell(MOVE_TREE, partial, tool, cwd=cache, what="Installing uv")
         return uv, seconds
 
 
@@ -451,20 +463,13 @@ def site_packages(venv: Path) -> Path | None:
     return found[0] if found else None
 
 
-def _finish_venv(venv: Path, build_dir: Path, commands: BuildCommands) -> float:
-    """Make ``venv`` relocatable and compile its byte code; return the seconds spent compiling."""
+def _finish_venv(venv: Path, build_dir: Path, env: BuildEnv) -> None:
+    """Make ``venv`` relocatable and put the app's directory on its ``sys.path``."""
     relocate_venv(venv)
     site = site_packages(venv)
-    if site is None:
-        return 0.0
-    (site / APP_PTH).write_text(os.path.relpath(build_dir, site) + "\n", encoding="utf-8")
-    # check=False: a file that does not compile (a Python 2 test module) must not fail the build
-    return commands.run(
-        [venv / "bin" / "python", "-m", "compileall", "-qq", "-j0", *UNCHECKED, site],
-        cwd=build_dir,
-        what="Compiling byte code",
-        check=False,
-    )
+    if site is not None:
+        pth = str((site / APP_PTH).relative_to(build_dir))
+        write_file(build_dir, pth, (os.path.relpath(build_dir, site) + "\n").encode(), env)
 
 
 def relocate_venv(venv: Path) -> None:
@@ -472,7 +477,7 @@ def relocate_venv(venv: Path) -> None:
     drop the ``activate`` scripts (they hard-code it; ``.profile.d`` does their job)."""
     shebangs = tuple({f"#!{v}/bin/python".encode() for v in (venv.absolute(), venv.resolve())})
     bin_dir = venv / "bin"
-    for entry in bin_dir.iterdir() if bin_dir.is_dir() else ():
+    for entry in bin_dir.iterdir() if _real_dir(bin_dir) else ():
         if entry.name.startswith("activate") or entry.name == "Activate.ps1":
             entry.unlink()
             continue
@@ -480,13 +485,11 @@ def relocate_venv(venv: Path) -> None:
             continue
         with entry.open("rb") as handle:
             first = handle.readline(4096)
-        if first.startswith(shebangs):
-            body = entry.read_bytes()[len(first) :]
-            mode = entry.stat().st_mode
-            entry.write_bytes(RELOCATABLE_PREAMBLE.encode() + body)
-            entry.chmod(mode)
+            body = handle.read() if first.startswith(shebangs) else None
+        if body is not None:
+            rewrite_file(entry, RELOCATABLE_PREAMBLE.encode() + body)
     site = site_packages(venv)
-    if site is None:
+    if site is None or not _real_dir(site):
         return
     roots = {str(venv.parent.absolute()), str(venv.parent.resolve())}
 
@@ -494,45 +497,38 @@ def relocate_venv(venv: Path) -> None:
         return any(line == root or line.startswith(root + "/") for root in roots)
 
     for pth in site.glob("*.pth"):
-        lines = pth.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        data = read_small(pth, MAX_SCAN_BYTES)
+        if data is None:
+            continue
+        lines = data.decode("utf-8", "surrogateescape").splitlines()
         fixed = [os.path.relpath(line, site) if inside(line) else line for line in lines]
         if fixed != lines:
-            pth.write_text("\n".join(fixed) + "\n", encoding="utf-8", errors="surrogateescape")
+            rewrite_file(pth, ("\n".join(fixed) + "\n").encode("utf-8", "surrogateescape"))
+
+
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 # -- the build cache ----------------------------------------------------------------------------
+# Copies and moves in the cache run as the build user (it owns the cache and the build directory),
+# with the paths as $1 and $2.
 
-
-def _save_venv(venv: Path, cache: Path, key: str) -> None:
-    partial = cache / f"venv.partial-{uuid.uuid4().hex[:8]}"
-    shutil.copytree(venv, partial, symlinks=True)
-    (cache / "venv.key").unlink(missing_ok=True)
-    _remove(cache / "venv")
-    partial.rename(cache / "venv")
-    (cache / "venv.key").write_text(key, encoding="utf-8")
-
-
-def _clear_cached_venv(cache: Path) -> None:
-    (cache / "venv.key").unlink(missing_ok=True)
-    _remove(cache / "venv")
+COPY_TREE = 'cp -a -- "$1" "$2"'
+SAVE_TREE = (
+    'set -e; rm -rf -- "$2.partial"; cp -a -- "$1" "$2.partial"; rm -rf -- "$2"; '
+    'mv -- "$2.partial" "$2"'
+)
+MOVE_TREE = 'set -e; rm -rf -- "$2"; mv -- "$1" "$2"'
+REMOVE_TREE = 'rm -rf -- "$1"'
 
 
 def _remove(path: Path) -> None:
+    """Remove a file, link or tree (``rmtree`` never follows links out of it)."""
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.exists():
         shutil.rmtree(path)
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-
-
-def _secs(commands: BuildCommands, started: float) -> str:
-    return f"{commands.clock() - started:.2f} s"
 
 
 # -- the default web process --------------------------------------------------------------------
@@ -594,8 +590,7 @@ def default_web(build_dir: Path) -> tuple[str | None, str]:
 
 
 def _text(path: Path) -> str:
-    with path.open("rb") as handle:
-        return handle.read(MAX_SCAN_BYTES).decode("utf-8", "replace")
+    return (read_small(path, MAX_SCAN_BYTES) or b"").decode("utf-8", "replace")
 
 
 def _report_web_process(build_dir: Path, output: BuildOutput) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from dockyard.build.buildpack import BuildEnv, BuildpackRelease
 from dockyard.build.output import BuildOutput
+from dockyard.build.stack import write_file
 from dockyard.errors import CompileError
 
 STATIC_JSON = "static.json"
@@ -37,7 +38,8 @@ MAX_STATIC_JSON = 256 * 1024
 
 
 class StaticBuildpack:
-    name = "dockyard/static"
+    name = "heroku/static"
+    looks_for = "index.html or static.json"
 
     def detect(self, build_dir: Path) -> str | None:
         if (build_dir / "index.html").is_file() or (build_dir / STATIC_JSON).is_file():
@@ -51,16 +53,9 @@ class StaticBuildpack:
         config, ignored = read_static_json(build_dir)
         for key in ignored:
             output.detail(f'{STATIC_JSON}: "{key}" is not supported by Dockyard and is ignored')
-        target = build_dir / SERVER_DIR
-        if target.is_symlink() or (target.exists() and not target.is_dir()):
-            raise CompileError(
-                f"{SERVER_DIR} in the repository is not a directory — Dockyard keeps its static "
-                "file server there; rename it"
-            )
-        target.mkdir(exist_ok=True)
         server = resources.files("dockyard.build.buildpacks").joinpath("static_server.py")
-        (build_dir / SERVER_SCRIPT).write_bytes(server.read_bytes())
-        (build_dir / SERVER_CONFIG).write_text(json.dumps(config, indent=2) + "\n", "utf-8")
+        write_file(build_dir, SERVER_SCRIPT, server.read_bytes(), env)
+        write_file(build_dir, SERVER_CONFIG, (json.dumps(config, indent=2) + "\n").encode(), env)
         root = config.get("root", ".")
         output.detail(
             f"Serving {'the repository root' if root == '.' else root} with {WEB_COMMAND}"
