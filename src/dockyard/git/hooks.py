@@ -2,9 +2,9 @@
 
 git runs it in the bare repository with the pushed ``<old> <new> <ref>`` lines on stdin and relays
 its output to the pusher as ``remote:`` lines. The app and the pusher come from ``DOCKYARD_APP_ID``
-and ``DOCKYARD_ACCOUNT_ID``, set by the git HTTP endpoint after it authenticated the push; the
-platform's settings come from the usual ``DOCKYARD_*`` variables. A non-zero exit makes git reject
-the push.
+and ``DOCKYARD_ACCOUNT_ID``, set by the git endpoint (smart HTTP or SSH) after it authenticated the
+push (``hook_environment``); the platform's settings come from the usual ``DOCKYARD_*`` variables. A
+non-zero exit makes git reject the push.
 """
 
 from __future__ import annotations
@@ -22,11 +22,25 @@ from dockyard.control.context import Platform
 from dockyard.control.deploys import RefUpdate, deploy_push, deployable_ref
 from dockyard.errors import DockyardError
 from dockyard.git.repos import set_head
-from dockyard.settings import load_settings
+from dockyard.settings import Settings, load_settings
 
 APP_ID_VAR = "DOCKYARD_APP_ID"
 ACCOUNT_ID_VAR = "DOCKYARD_ACCOUNT_ID"
 USAGE = "usage: python -m dockyard.git.hooks pre-receive"
+
+
+def hook_environment(
+    settings: Settings, app_id: str, account_id: str, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment for ``git receive-pack`` / ``upload-pack`` run on behalf of an authorized
+    account: ``base`` (default: this process's) without ``GIT_*`` variables, the platform's
+    settings, and the app and account the hook deploys as."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith("GIT_")}
+    env.update(settings.to_env())
+    env[APP_ID_VAR] = app_id
+    env[ACCOUNT_ID_VAR] = account_id
+    return env
 
 
 def parse_ref_lines(text: str) -> list[RefUpdate]:

@@ -5,13 +5,19 @@ Authentication is HTTP Basic with the API key as the password (the user name is 
 Heroku and ``~/.netrc``. The real ``git upload-pack`` / ``git receive-pack`` run with
 ``--stateless-rpc``; their output is streamed to the client, so the build output of the
 ``pre-receive`` hook reaches the pusher live.
+
+Limits: a push costs one token of a bucket per account and app (``git.push_rate_per_hour``, 75 as
+on Heroku, refilled evenly); an empty bucket answers 429 with ``Retry-After`` and a message git
+shows as ``remote:`` lines. A request body (the pack) over ``build.max_repo_bytes``, declared,
+received or once gunzipped, is answered 413, and ``git receive-pack`` gets the same limit as
+``receive.maxInputSize``. Whatever the URL, git only ever runs in the repository of the app the
+account may use: the app is looked up by name or id and its repository path is built from its id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import tempfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from dockyard._util import proc
 from dockyard.auth.credentials import api_key_from_authorization
+from dockyard.auth.ratelimit import RateLimiter
 from dockyard.control.access import app_for
 from dockyard.control.accounts import authenticate
 from dockyard.control.context import Platform
@@ -36,7 +43,7 @@ from dockyard.errors import (
     NotFoundError,
     UnauthorizedError,
 )
-from dockyard.git.hooks import ACCOUNT_ID_VAR, APP_ID_VAR
+from dockyard.git.hooks import hook_environment
 from dockyard.git.repos import GitRepos
 from dockyard.store.records import Account, App
 
@@ -68,10 +75,13 @@ class _Push:
 
 
 class GitHttp:
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, *, limiter: RateLimiter | None = None) -> None:
         self.platform = platform
         self.repos = GitRepos(platform.settings.repos_dir)
         self.max_body = platform.settings.build.max_repo_bytes
+        self.limiter = limiter or RateLimiter(
+            platform.settings.git.push_rate_per_hour, platform.clock
+        )
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -104,11 +114,29 @@ class GitHttp:
             return PlainTextResponse(exc.message + "\n", status_code=403)
 
     def _env(self, push: _Push) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update(self.platform.settings.to_env())
-        env[APP_ID_VAR] = push.app.id
-        env[ACCOUNT_ID_VAR] = push.account.id
-        return env
+        return hook_environment(self.platform.settings, push.app.id, push.account.id)
+
+    # -- the push rate limit (one token per git-receive-pack POST) --------------------------------
+
+    @staticmethod
+    def _bucket(push: _Push) -> str:
+        return f"{push.account.id}:{push.app.id}"
+
+    def _rate_limited(self, push: _Push, *, take: bool) -> Response | None:
+        """429 when the account has no push left for the app this hour; ``take`` spends one.
+
+        ``info/refs`` only looks, so that git shows the message before it sends a pack; the
+        ``git-receive-pack`` POST spends, so a client that skips ``info/refs`` is limited too."""
+        key = self._bucket(push)
+        allowed = self.limiter.take(key)[0] if take else self.limiter.remaining(key) >= 1
+        if allowed:
+            return None
+        retry = self.limiter.retry_after(key)
+        message = (
+            f"Too many pushes to {push.app.name}: the limit is {self.limiter.capacity} an hour per app "
+            f"and account. Try again in {retry} s.\n"
+        )
+        return PlainTextResponse(message, status_code=429, headers={"Retry-After": str(retry)})
 
     # -- endpoints -------------------------------------------------------------------------------
 
@@ -121,6 +149,10 @@ class GitHttp:
         push = await self._authorize(request, service)
         if isinstance(push, Response):
             return push
+        if service == "git-receive-pack":
+            limited = self._rate_limited(push, take=False)
+            if limited is not None:
+                return limited
         argv: list[str | Path] = [
             "git",
             service.removeprefix("git-"),
@@ -154,13 +186,20 @@ class GitHttp:
         push = await self._authorize(request, service)
         if isinstance(push, Response):
             return push
+        if service == "git-receive-pack":
+            limited = self._rate_limited(push, take=True)
+            if limited is not None:
+                return limited
         try:
             body = await self._spool(request)
         except InvalidError as exc:
             return PlainTextResponse(exc.message + "\n", status_code=400)
         if body is None:
             return self._too_large()
-        argv: list[str | Path] = ["git", service.removeprefix("git-"), "--stateless-rpc", push.repo]
+        argv: list[str | Path] = ["git"]
+        if service == "git-receive-pack":  # the pack git accepts is bounded like the body
+            argv += ["-c", f"receive.maxInputSize={self.max_body}"]
+        argv += [service.removeprefix("git-"), "--stateless-rpc", push.repo]
         try:
             process = await proc.start(argv, env=self._env(push))
         except DockyardError as exc:
@@ -200,7 +239,11 @@ class GitHttp:
                     return None
                 spool.write(data)
             if inflate is not None:
-                spool.write(inflate.flush())
+                tail = inflate.flush()
+                if written + len(tail) > self.max_body:
+                    spool.close()
+                    return None
+                spool.write(tail)
         except zlib.error as exc:
             spool.close()
             raise InvalidError(f"The request body is not valid gzip: {exc}") from exc
