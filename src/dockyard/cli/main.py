@@ -16,13 +16,24 @@ from typing import Any, NoReturn
 import click
 
 from dockyard import __version__
-from dockyard.cli.commands import apps, auth, buildpacks, config, domains, logs, ps, releases, up
+from dockyard.cli.commands import (
+    apps,
+    auth,
+    buildpacks,
+    config,
+    domains,
+    keys,
+    logs,
+    ps,
+    releases,
+    up,
+)
 from dockyard.cli.context import CliContext
 from dockyard.cli.output import ERROR_PREFIX
 from dockyard.errors import DockyardError
 
 INTERRUPTED = 130
-_TOPICS = (auth, apps, config, ps, releases, buildpacks, domains, logs, up)
+_TOPICS = (auth, apps, config, ps, releases, buildpacks, domains, logs, keys, up)
 
 
 class ReportedError(click.ClickException):

@@ -1,8 +1,13 @@
-"""``apps``, ``apps:create``, ``apps:info``, ``apps:rename``, ``apps:destroy``."""
+"""``apps``, ``apps:create``, ``apps:info``, ``apps:rename``, ``apps:destroy``, ``git:remote``.
+
+Git remotes use the app's HTTPS URL from the API; with ``--ssh`` they use
+``$DOCKYARD_GIT_SSH_URL/<app>.git`` instead, which defaults to ``ssh://git@<API host>:2222``.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from urllib.parse import urlsplit
 
 import click
 
@@ -14,9 +19,40 @@ from dockyard.cli.output import format_time
 from dockyard.client.platform import App
 from dockyard.errors import CommandError, InvalidError
 
+SSH_URL_VAR = "DOCKYARD_GIT_SSH_URL"
+DEFAULT_SSH_PORT = 2222
 
-def _urls(cli: CliContext, app: App) -> str:
-    return f"{app.web_url} | {app.git_url or remotes.git_url(cli.api_url, app.name)}"
+
+def ssh_git_url(cli: CliContext, app: str) -> str:
+    """``ssh://git@<host>:<port>/<app>.git``: from ``$DOCKYARD_GIT_SSH_URL`` (e.g.
+    ``ssh://git@git.example.com:2222``), else the API's host and port 2222."""
+    base = cli.env.get(SSH_URL_VAR, "").strip().rstrip("/")
+    if not base:
+        host = cli.api_host
+        host = f"[{host}]" if ":" in host else host
+        base = f"ssh://git@{host}:{DEFAULT_SSH_PORT}"
+    try:
+        parts = urlsplit(base)
+        valid = parts.scheme == "ssh" and bool(parts.hostname) and parts.path in ("", "/")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidError(
+            f"{SSH_URL_VAR} {base!r} is not an ssh:// URL of a host — set it like "
+            "ssh://git@git.example.com:2222"
+        )
+    return f"{base}/{app}.git"
+
+
+def _git_url(cli: CliContext, app: App, ssh: bool) -> str:
+    if ssh:
+        return ssh_git_url(cli, app.name)
+    return app.git_url or remotes.git_url(cli.api_url, app.name)
+
+
+def _urls(cli: CliContext, app: App, ssh: bool = False) -> str:
+    return f"{app.web_url} | {_git_url(cli, app, ssh)}"
 
 
 def _remotes_or_none(cli: CliContext) -> dict[str, str] | None:
@@ -59,9 +95,12 @@ def apps_list(cli: CliContext, as_json: bool) -> None:
     "-r", "--remote", default=remotes.DEFAULT_REMOTE, show_default=True, help="Git remote to add."
 )
 @click.option("--no-remote", is_flag=True, help="Do not add a git remote.")
+@click.option("--ssh", is_flag=True, help="Use the git remote over SSH (see dockyard keys:add).")
 @json_option
 @pass_cli
-def create(cli: CliContext, name: str | None, remote: str, no_remote: bool, as_json: bool) -> None:
+def create(
+    cli: CliContext, name: str | None, remote: str, no_remote: bool, ssh: bool, as_json: bool
+) -> None:
     """Create an app and add its git remote.
 
     Without NAME the API picks a name."""
@@ -74,13 +113,13 @@ def create(cli: CliContext, name: str | None, remote: str, no_remote: bool, as_j
     if as_json:
         out.json(app.raw)
     else:
-        out.line(_urls(cli, app))
+        out.line(_urls(cli, app, ssh))
     if no_remote:
         return
     found = _remotes_or_none(cli)
     if found is None:
         return
-    url = app.git_url or remotes.git_url(cli.api_url, app.name)
+    url = _git_url(cli, app, ssh)
     if remote not in found:
         remotes.add(cli.workdir, cli.env, remote, url)
         out.note(f"Git remote {remote} added")
@@ -167,11 +206,13 @@ def destroy(
 
 @click.command("git:remote")
 @app_options
+@click.option("--ssh", is_flag=True, help="Use the git URL over SSH (see dockyard keys:add).")
 @pass_cli
-def git_remote(cli: CliContext, app: str | None, remote: str | None) -> None:
+def git_remote(cli: CliContext, app: str | None, remote: str | None, ssh: bool) -> None:
     """Point a git remote at an app.
 
-    The remote is named dockyard unless -r says otherwise."""
+    The remote is named dockyard unless -r says otherwise. With --ssh it is
+    $DOCKYARD_GIT_SSH_URL/<app>.git (default ssh://git@<API host>:2222/<app>.git)."""
     name = cli.resolve_app(app, None)
     record = cli.platform().app(name)
     found = cli.git_remotes()
@@ -180,7 +221,7 @@ def git_remote(cli: CliContext, app: str | None, remote: str | None) -> None:
             "Not inside a git repository — run git init, or cd into the app's repository"
         )
     remote = remote or remotes.DEFAULT_REMOTE
-    url = record.git_url or remotes.git_url(cli.api_url, record.name)
+    url = _git_url(cli, record, ssh)
     if remote in found:
         remotes.set_url(cli.workdir, cli.env, remote, url)
     else:
