@@ -1,9 +1,10 @@
 """The composition root: every long-running Dockyard process starts here.
 
-    python -m dockyard.serve up        # the supervisor: API, router and agent as child processes
+    python -m dockyard.serve up        # the supervisor: API, router, agent, git-ssh as children
     python -m dockyard.serve api       # the Platform API (and git smart HTTP) under uvicorn
     python -m dockyard.serve router    # the HTTP router
     python -m dockyard.serve agent     # the dyno manager of this host
+    python -m dockyard.serve git-ssh   # git over SSH (asyncssh), port 2222 by default
     python -m dockyard.serve admin create-user EMAIL
     python -m dockyard.serve migrate
     python -m dockyard.serve stack-build [--variant run|build]
@@ -31,10 +32,10 @@ from dockyard.errors import DockyardError
 from dockyard.settings import Settings, load_settings
 
 log = logging.getLogger("dockyard.serve")
-ROLES = ("api", "router", "agent")
+ROLES = ("api", "router", "agent", "git-ssh")
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
-QUIET_LOGGERS = ("alembic", "httpx", "httpcore")
-"""Libraries that log every request or migration step at INFO."""
+QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "asyncssh")
+"""Libraries that log every request, connection or migration step at INFO."""
 
 
 def run_api(settings: Settings) -> None:
@@ -61,6 +62,12 @@ def run_router(settings: Settings) -> None:
 
 def run_agent(settings: Settings) -> None:
     from dockyard.agent.manager import main
+
+    main(settings)
+
+
+def run_git_ssh(settings: Settings) -> None:
+    from dockyard.git.ssh import main
 
     main(settings)
 
@@ -207,6 +214,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  data directory : {settings.data_dir}")
     print(f"  API            : {settings.api_url}")
     print(f"  apps           : {settings.app_url('<app>')}")
+    print(f"  git over SSH   : {settings.git_ssh_url('<app>')}")
     for line in runtime_banner(settings):
         print(line)
     if settings.agent.runtime == "runc":
@@ -292,7 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stop-dynos":
             print(f"stopped {stop_all_dynos(settings)} dyno(s)")
             return 0
-        {"api": run_api, "router": run_router, "agent": run_agent}[args.command](settings)
+        runners = {
+            "api": run_api,
+            "router": run_router,
+            "agent": run_agent,
+            "git-ssh": run_git_ssh,
+        }
+        runners[args.command](settings)
         return 0
     except DockyardError as exc:
         print(f" !    {exc.message}", file=sys.stderr)
