@@ -3,8 +3,8 @@
 What every dyno gets, whatever it runs:
 
 - root: the stack image, read-only; ``/app`` the dyno's overlay (the slug under a size-capped writable layer,
-  prepared by the runtime), ``/tmp``, ``/dev/shm`` and ``/run`` size-capped tmpfs, ``/run/dyno`` a directory
-  of the runtime's (the launcher's exit status), ``/etc/hosts`` naming the dyno;
+  prepared by the runtime), ``/tmp`` and ``/dev/shm`` size-capped tmpfs, ``/run`` a small tmpfs of the
+  runtime's (the launcher writes its exit status there), ``/etc/hosts`` naming the dyno;
 - namespaces: pid, mount, uts (hostname = dyno name), ipc, cgroup, network (a fresh one with only loopback, or
   the one the network gives), and user when the host allows it (the app's own 65,536 host uids);
 - no capabilities at all, ``noNewPrivileges``, the default-deny seccomp profile of ``seccomp.py``, Docker's
@@ -68,8 +68,9 @@ class BundleSpec:
     app_dir: Path
     """The host directory mounted at ``/app`` (the dyno's overlay)."""
     hosts_file: Path
-    status_dir: Path
-    """The host directory mounted at ``/run/dyno``, where the launcher writes the exit status."""
+    run_dir: Path
+    """The host directory mounted at ``/run`` (a small tmpfs of the runtime's; the launcher writes the exit
+    status into its ``dyno/``)."""
     args: Sequence[str]
     env: Mapping[str, str]
     uid: int
@@ -128,15 +129,9 @@ def _mounts(spec: BundleSpec) -> list[dict[str, Any]]:
         },
         {
             "destination": "/run",
-            "type": "tmpfs",
-            "source": "tmpfs",
-            "options": ["nosuid", "nodev", "noexec", "mode=755", "size=1m"],
-        },
-        {
-            "destination": "/run/dyno",
             "type": "bind",
-            "source": str(spec.status_dir),
-            "options": ["bind", "rw", "nosuid", "nodev", "noexec"],
+            "source": str(spec.run_dir),
+            "options": ["rbind", "rw", "nosuid", "nodev", "noexec"],
         },
         {
             "destination": "/app",

@@ -6,8 +6,8 @@ One bundle per dyno in ``<dynos dir>/<dyno id>/``::
     dyno.json     our record: the spec, the container's init pid and its start time, $PORT, address
     output.log    the dyno's stdout and stderr (runc hands the file to the container; no helper process)
     hosts         the dyno's /etc/hosts
-    scratch/      a tmpfs capped at runtime.scratch_size_mb: upper/ and work/ of the /app overlay, and
-                  status/ (the dyno's /run/dyno, where its launcher writes the exit status)
+    scratch/      a tmpfs capped at runtime.scratch_size_mb: upper/ and work/ of the /app overlay
+    run/          a 1 MB tmpfs, the dyno's /run; its launcher writes the exit status in run/dyno/
     app/          the /app overlay: the dyno's writable scratch over an "owner layer" (the slug's directories,
                   owned by the dyno's user, so it can create files anywhere in /app as on Heroku) over
                   the release's slug (a read-only SquashFS mount shared by every dyno of that slug)
@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from dockyard._util import proc
 from dockyard.errors import CommandError, DockyardError, DynoError, SlugError
@@ -260,7 +260,10 @@ def _runc_error(log_path: Path, fallback: str) -> str:
 
 
 class RuncRuntime:
-    """Sandboxed dynos run by runc; see the module docstring."""
+    """Sandboxed dynos run by runc; see the module docstring.
+
+    ``network``: ``"host"`` (the host's ``DynoNetwork`` when its settings exist), ``"none"`` (loopback only),
+    or a ``Network`` to use."""
 
     name = "runc"
     sandboxed = True
@@ -270,7 +273,7 @@ class RuncRuntime:
         settings: Settings,
         *,
         mounter: SlugMounter | None = None,
-        network: Network | None = None,
+        network: Network | Literal["host", "none"] = "host",
         stacks: StackImages | None = None,
     ) -> None:
         if os.geteuid() != 0:
@@ -285,7 +288,12 @@ class RuncRuntime:
             settings.data_dir / "mounts", SlugStore(settings.slugs_dir), loop=True
         )
         self.stacks = stacks or StackImages(settings)
-        self.network = network if network is not None else default_network(settings)
+        if network == "host":
+            self.network = default_network(settings)
+        elif network == "none":
+            self.network = None
+        else:
+            self.network = network
         self.runc_root = Path(options.runc_root)
         self.owners_root = settings.data_dir / "runtime" / "owners"
         self.uids = UidRanges(
@@ -328,11 +336,14 @@ class RuncRuntime:
 
     def start(self, spec: DynoSpec) -> RunningDyno:
         directory = self._dir(spec.id)
+        exists = DynoError(f"a dyno with id {spec.id} already exists on this host")
         with self._slug_lock:
+            if directory.exists():
+                raise exists
             try:
                 return self._start(spec, directory)
-            except FileExistsError as exc:
-                raise DynoError(f"a dyno with id {spec.id} already exists on this host") from exc
+            except FileExistsError as exc:  # another process took the id: leave its dyno alone
+                raise exists from exc
             except (OSError, DockyardError) as exc:
                 self._teardown(spec.id, directory)
                 message = (
@@ -429,7 +440,7 @@ class RuncRuntime:
                 root=stack_root,
                 app_dir=directory / "app",
                 hosts_file=directory / "hosts",
-                status_dir=directory / "scratch" / "status",
+                run_dir=directory / "run",
                 args=["bash", "-c", LAUNCHER, "dyno", spec.command],
                 env=env,
                 uid=DYNO_UID if self.user_namespaces else host_uid,
@@ -473,7 +484,8 @@ class RuncRuntime:
                 )
 
     def _prepare_app(self, directory: Path, slug_dir: Path, owners: Path, host_uid: int) -> None:
-        """The dyno's /app: a size-capped tmpfs holding the overlay's upper layer over owners and slug."""
+        """The dyno's /app (a size-capped tmpfs holding the overlay's upper layer over owners and slug), and its
+        /run (a small tmpfs apart, so a full /app never keeps the launcher from writing the exit status)."""
         scratch = directory / "scratch"
         app = directory / "app"
         for path in (scratch, app, owners, slug_dir):
@@ -488,10 +500,17 @@ class RuncRuntime:
             ["-t", "tmpfs", "-o", f"size={size}m,mode=0711,nosuid,nodev", "tmpfs", scratch],
             "the dyno's scratch space",
         )
-        for name in ("upper", "work", "status"):
+        for name in ("upper", "work"):
             (scratch / name).mkdir(mode=0o755)
         os.chown(scratch / "upper", host_uid, host_uid)
-        os.chown(scratch / "status", host_uid, host_uid)
+        run = directory / "run"
+        run.mkdir(mode=0o755)
+        _mount(
+            ["-t", "tmpfs", "-o", "size=1m,mode=0755,nosuid,nodev,noexec", "tmpfs", run],
+            "the dyno's /run",
+        )
+        (run / "dyno").mkdir(mode=0o755)
+        os.chown(run / "dyno", host_uid, host_uid)
         options = (
             f"lowerdir={owners}:{slug_dir},upperdir={scratch / 'upper'},workdir={scratch / 'work'},"
             "nosuid,nodev"
@@ -561,6 +580,7 @@ class RuncRuntime:
         self._runc("delete", "--force", dyno_id)
         _unmount(directory / "app")
         _unmount(directory / "scratch")
+        _unmount(directory / "run")
         if self.network is not None:
             try:
                 self.network.detach(dyno_id)
@@ -633,7 +653,7 @@ class RuncRuntime:
 
     def _exit_code(self, dyno_id: str) -> int | None:
         """What the launcher wrote (a file the dyno could also write: read without following links)."""
-        path = self.root / dyno_id / "scratch" / "status" / EXIT_FILE
+        path = self.root / dyno_id / "run" / "dyno" / EXIT_FILE
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
