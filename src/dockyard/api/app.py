@@ -27,6 +27,8 @@ from dockyard.api.routes import (
     internal,
     log_sessions,
     releases,
+    slugs,
+    sources,
 )
 from dockyard.auth.ratelimit import RateLimiter
 from dockyard.control.context import Platform
@@ -47,6 +49,8 @@ ROUTERS = (
     internal,
     log_sessions,
     releases,
+    slugs,
+    sources,
 )
 
 

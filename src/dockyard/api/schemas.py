@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from dockyard.control.slugs import SlugUpload
 from dockyard.domain.formation import DYNO_SIZES, DynoSize
 from dockyard.settings import Settings
 from dockyard.store.records import (
@@ -20,6 +21,7 @@ from dockyard.store.records import (
     Dyno,
     FormationEntry,
     Release,
+    Slug,
     SshKey,
 )
 
@@ -171,13 +173,18 @@ def domain_json(app: App, domain: Domain, settings: Settings) -> JSON:
     }
 
 
-def build_json(app: App, build: Build) -> JSON:
+def build_json(app: App, build: Build, *, output_stream_url: str | None = None) -> JSON:
+    buildpacks = (
+        None
+        if build.buildpacks is None
+        else [{"name": url, "url": url} for url in build.buildpacks]
+    )
     return {
         "app": {"id": app.id},
-        "buildpacks": None,
+        "buildpacks": buildpacks,
         "created_at": timestamp(build.created_at),
         "id": build.id,
-        "output_stream_url": None,
+        "output_stream_url": output_stream_url,
         "release": None if build.release_id is None else {"id": build.release_id},
         "slug": None if build.slug_id is None else {"id": build.slug_id},
         "source_blob": {
@@ -198,6 +205,39 @@ def buildpack_installation_json(installation: BuildpackInstallation) -> JSON:
     return {
         "buildpack": {"name": installation.name, "url": installation.url},
         "ordinal": installation.ordinal - 1,
+    }
+
+
+def slug_json(app: App, slug: Slug, *, blob_url: str) -> JSON:
+    return {
+        "blob": {"method": "get", "url": blob_url},
+        "buildpack_provided_description": None,
+        "checksum": f"SHA256:{slug.digest}",
+        "commit": slug.commit,
+        "commit_description": None,
+        "created_at": timestamp(slug.created_at),
+        "id": slug.id,
+        "process_types": dict(slug.process_types),
+        "size": slug.size,
+        "stack": {"id": stable_id(slug.stack), "name": slug.stack},
+        "updated_at": timestamp(slug.created_at),
+    }
+
+
+def slug_upload_json(app: App, upload: SlugUpload, *, put_url: str) -> JSON:
+    """A slug announced by ``POST /apps/{app}/slugs`` whose tarball is still to be ``PUT``."""
+    return {
+        "blob": {"method": "put", "url": put_url},
+        "buildpack_provided_description": None,
+        "checksum": None if upload.checksum is None else f"SHA256:{upload.checksum}",
+        "commit": upload.commit,
+        "commit_description": None,
+        "created_at": timestamp(upload.created_at),
+        "id": upload.id,
+        "process_types": dict(upload.process_types),
+        "size": None,
+        "stack": {"id": stable_id(upload.stack), "name": upload.stack},
+        "updated_at": timestamp(upload.created_at),
     }
 
 
@@ -305,6 +345,29 @@ class LogSessionCreate(Body):
     source: str | None = None
     tail: bool = False
     type: str | None = None
+
+
+class SourceBlob(Body):
+    url: str
+    checksum: str | None = None
+    version: str | None = None
+
+
+class BuildUrl(Body):
+    url: str
+
+
+class BuildCreate(Body):
+    source_blob: SourceBlob
+    buildpacks: list[BuildUrl] | None = None
+
+
+class SlugCreate(Body):
+    process_types: dict[str, str]
+    commit: str | None = None
+    checksum: str | None = None
+    stack: str | None = None
+    buildpack_provided_description: str | None = None
 
 
 class BuildpackUpdate(Body):

@@ -30,7 +30,7 @@ from dockyard.control.releasephase import (
     run_release_phase,
     start_in_background,
 )
-from dockyard.control.slugs import collect_garbage_quietly, slug_available, slug_of_app
+from dockyard.control.slugs import SlugUpload, collect_garbage_quietly, resolve, slug_available
 from dockyard.domain.appjson import (
     FILENAME,
     MAX_BYTES,
@@ -165,7 +165,12 @@ def release_slug(
     """Release an existing slug of this app with the current config (``POST /apps/{app}/releases``)."""
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "deploy")
-        slug = slug_of_app(tx, app, slug_id)
+        slug = resolve(platform, tx, app, slug_id)
+        if isinstance(slug, SlugUpload):
+            raise InvalidError(
+                f"Slug {slug_id} has no content yet: PUT its tarball to its blob.url first",
+                field="slug",
+            )
         if _collected(platform, tx, app, slug.id):
             raise InvalidError(
                 f"The image of slug {slug.id} was removed by garbage collection; build it again"
