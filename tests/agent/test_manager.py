@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,12 +22,14 @@ import pytest
 
 from dockyard._util.clock import SystemClock
 from dockyard.agent.manager import DynoManager, load_runtime
+from dockyard.agent.memory import Usage
 from dockyard.agent.reconcile import RestartPolicy
+from dockyard.agent.wake import RequestLog, WakeServer
 from dockyard.client.dataplane import Versioned
 from dockyard.domain.dataplane import DesiredDyno, DynoReport
 from dockyard.errors import InvalidError, UnavailableError
 from dockyard.logs.store import FileLogStore
-from dockyard.runtime.base import DynoSpec
+from dockyard.runtime.base import DynoSpec, RunningDyno
 from dockyard.runtime.process import ProcessRuntime
 from dockyard.settings import AgentSettings, Settings, load_settings
 from dockyard.slug.store import SlugStore
@@ -470,3 +473,301 @@ def test_main_warns_it_is_unsandboxed_and_leaves_dynos_running_on_sigterm(
             agent.kill()
             agent.communicate()
         clean_up(runtime)
+
+
+# -- lifecycle: back-off, R12, R14/R15, cycling, idling ---------------------------------------------
+
+
+class MeteredRuntime(ProcessRuntime):
+    """The process runtime plus the optional ``usage`` method, answering what the test sets."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.memory: dict[str, int] = {}
+        self.default_memory = 100 << 20
+
+    def usage(self, dyno_id: str) -> Usage:
+        return Usage(memory_bytes=self.memory.get(dyno_id, self.default_memory))
+
+
+@pytest.fixture
+def metered(agent_settings: Settings) -> Iterator[MeteredRuntime]:
+    runtime = MeteredRuntime(agent_settings)
+    yield runtime
+    clean_up(runtime)
+
+
+def only_dyno(runtime: ProcessRuntime) -> RunningDyno:
+    (dyno,) = [d for d in runtime.list() if d.state == "running"]
+    return dyno
+
+
+def dyno_pid(runtime: ProcessRuntime, dyno_id: str) -> int:
+    return int(json.loads((runtime.root / dyno_id / "dyno.json").read_text())["pid"])
+
+
+def test_a_crash_loop_is_reported_crashed_with_the_time_of_the_next_retry(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, kind="worker", command="exit 3")]
+    policy = replace(RestartPolicy(), backoff=(0, 1200))
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock, policy)
+        await rounds_until(
+            manager, lambda: log_text(agent_settings).count("Process exited with status 3") == 2
+        )
+        await manager.tick()
+        await manager.close()
+
+    asyncio.run(scenario())
+    report = plane.last["worker.1"]
+    assert report.state == "crashed"
+    assert report.next_retry_at is not None
+    wait = datetime.fromisoformat(report.next_retry_at) - clock.now()
+    assert timedelta(minutes=19) < wait <= timedelta(minutes=20)
+
+
+def test_a_process_that_ignores_sigterm_gets_r12_and_sigkill(
+    tmp_path: Path, plane: FakeDataPlane, clock: ShiftedClock
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        agent=AgentSettings(refresh_interval=0.02, stop_timeout=0.5),
+    )
+    digest = build_slug(tmp_path, SlugStore(settings.slugs_dir))
+    runtime = ProcessRuntime(settings)
+    plane.desired = [want(digest, kind="worker", command="trap '' TERM; echo ready; sleep 300")]
+
+    async def scenario() -> None:
+        manager = manager_for(settings, runtime, plane, clock)
+        await rounds_until(manager, lambda: "app[worker.1]: ready" in log_text(settings))
+        plane.desired = []
+        await manager.tick()
+        await manager.settle()
+        await manager.close()
+
+    try:
+        asyncio.run(scenario())
+        assert runtime.list() == []
+    finally:
+        clean_up(runtime)
+    text = log_text(settings)
+    expected = [
+        "heroku[worker.1]: Stopping all processes with SIGTERM",
+        "heroku[worker.1]: Error R12 (Exit timeout) -> At least one process failed to exit within "
+        "0.5 seconds of SIGTERM",
+        "heroku[worker.1]: Stopping remaining processes with SIGKILL",
+        "heroku[worker.1]: Process exited with status 137",
+    ]
+    positions = [text.index(line) for line in expected]
+    assert positions == sorted(positions)
+
+
+def test_a_process_that_stops_on_sigterm_gets_no_r12(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, kind="worker", command="exec sleep 300")]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "worker.1"))
+        plane.desired = []
+        await manager.tick()
+        await manager.settle()
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert "R12" not in log_text(agent_settings)
+
+
+def test_memory_over_quota_logs_r14_once_per_episode(
+    agent_settings: Settings,
+    metered: MeteredRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, kind="worker", command="exec sleep 300")]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, metered, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "worker.1"))
+        dyno_id = only_dyno(metered).spec.id
+        for memory_mb in (600, 700, 650, 400, 530):  # over, still over, over, under, over again
+            metered.memory[dyno_id] = memory_mb << 20
+            clock.advance(agent_settings.agent.memory_check_interval)
+            await manager.tick()
+        await manager.close()
+
+    asyncio.run(scenario())
+    text = log_text(agent_settings)
+    assert text.count("heroku[worker.1]: Error R14 (Memory quota exceeded)") == 2
+    assert "heroku[worker.1]: Process running mem=600M(117.2%)" in text
+    assert "heroku[worker.1]: Process running mem=530M(103.5%)" in text
+    assert "mem=700M" not in text
+
+
+def test_a_dyno_killed_while_over_its_quota_gets_r15_and_is_restarted(
+    agent_settings: Settings,
+    metered: MeteredRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, kind="worker", command="exec sleep 300")]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, metered, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "worker.1"))
+        first = only_dyno(metered).spec.id
+        metered.memory[first] = 1030 << 20
+        clock.advance(agent_settings.agent.memory_check_interval)
+        await manager.tick()
+        os.killpg(dyno_pid(metered, first), signal.SIGKILL)  # as the kernel's OOM killer does
+
+        def replaced() -> bool:
+            running = [d for d in metered.list() if d.state == "running"]
+            return len(running) == 1 and running[0].spec.id != first
+
+        await rounds_until(manager, replaced)
+        await manager.close()
+
+    asyncio.run(scenario())
+    text = log_text(agent_settings)
+    expected = [
+        "heroku[worker.1]: Error R14 (Memory quota exceeded)",
+        "heroku[worker.1]: Process running mem=1030M(201.2%)",
+        "heroku[worker.1]: Error R15 (Memory quota vastly exceeded)",
+        "heroku[worker.1]: Stopping process with SIGKILL",
+        "heroku[worker.1]: Process exited with status 137",
+        "heroku[worker.1]: State changed from up to crashed",
+        "heroku[worker.1]: State changed from crashed to starting",
+    ]
+    positions = [text.rindex(line) for line in expected]
+    assert positions == sorted(positions)
+
+
+def test_a_killed_dyno_that_was_within_its_quota_gets_no_r15(
+    agent_settings: Settings,
+    metered: MeteredRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, kind="worker", command="exec sleep 300")]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, metered, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "worker.1"))
+        os.killpg(dyno_pid(metered, only_dyno(metered).spec.id), signal.SIGKILL)
+        await rounds_until(
+            manager, lambda: "Process exited with status 137" in log_text(agent_settings)
+        )
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert "R15" not in log_text(agent_settings)
+
+
+def test_a_dyno_is_cycled_after_a_day_plus_its_jitter(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, 1)]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "web.1"))
+        old = only_dyno(runtime)
+        clock.advance(manager.policy.cycle_after(old.spec.id) - 60)
+        await manager.tick()
+        assert "Cycling" not in log_text(agent_settings)
+        clock.advance(60)
+
+        def replaced() -> bool:
+            dynos = runtime.list()
+            return len(dynos) == 1 and dynos[0].spec.id != old.spec.id and all_up(plane, "web.1")
+
+        await rounds_until(manager, replaced)
+        await manager.settle()
+        await manager.close()
+
+    asyncio.run(scenario())
+    text = log_text(agent_settings)
+    expected = [
+        "heroku[web.1]: Cycling",
+        "heroku[web.1]: State changed from up to starting",
+        "heroku[web.1]: Starting process with command `python3 app.py`",
+        "heroku[web.1]: Stopping all processes with SIGTERM",
+    ]
+    positions = [text.rindex(line) for line in expected]
+    assert positions == sorted(positions)
+    assert text.count("heroku[web.1]: Cycling") == 1
+
+
+def test_an_idle_eco_web_dyno_sleeps_and_a_wake_starts_it_again(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [replace(want(slug, 1), size="eco")]
+    woken: list[list[dict[str, str]]] = []
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        RequestLog(agent_settings.last_request_dir).touch(APP_ID, clock.now())
+        await rounds_until(manager, lambda: all_up(plane, "web.1"))
+        clock.advance(29 * 60)
+        await manager.tick()
+        assert plane.last["web.1"].state == "up"
+        clock.advance(2 * 60)
+        await manager.tick()
+        await manager.settle()
+        await manager.tick()
+        assert runtime.list() == []
+        assert plane.last["web.1"].state == "idle"
+        clock.advance(3600)
+        for _ in range(3):
+            await manager.tick()
+        assert runtime.list() == []  # no request, no dyno
+        server = WakeServer(agent_settings.agent_socket, manager.wake)
+        await server.start()
+        running = asyncio.create_task(manager.run())
+        reader, writer = await asyncio.open_unix_connection(str(agent_settings.agent_socket))
+        writer.write(f"wake {APP_ID}\n".encode())
+        answer = json.loads(await asyncio.wait_for(reader.readline(), 20))
+        writer.close()
+        woken.append(answer["backends"])
+        manager.request_stop()
+        await running
+        await server.close()
+
+    asyncio.run(scenario())
+    (backends,) = woken
+    assert [b["dyno"] for b in backends] == ["web.1"]
+    assert http_ok(backends[0]["address"])
+    text = log_text(agent_settings)
+    expected = [
+        "heroku[web.1]: Idling",
+        "heroku[web.1]: State changed from up to idle",
+        "heroku[web.1]: Stopping all processes with SIGTERM",
+        "heroku[web.1]: Unidling",
+        "heroku[web.1]: State changed from idle to starting",
+        "heroku[web.1]: State changed from starting to up",
+    ]
+    positions = [text.rindex(line) for line in expected]
+    assert positions == sorted(positions)

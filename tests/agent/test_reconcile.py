@@ -326,3 +326,210 @@ def _fp(d: DesiredDyno) -> tuple[int, str, str, tuple[tuple[str, str], ...], str
     from dockyard.agent.reconcile import fingerprint
 
     return fingerprint(d)
+
+
+# -- Heroku's schedule and its reset rules ---------------------------------------------------------
+
+HEROKU = RestartPolicy()
+MIN = 60.0
+
+
+def test_default_schedule_is_herokus_at_once_then_20_40_60_180_320_minutes() -> None:
+    waits = crash_loop(8, HEROKU)
+    assert waits == [0, 20 * MIN, 40 * MIN, 60 * MIN, 180 * MIN, 320 * MIN, 320 * MIN, 320 * MIN]
+
+
+def _crashed_twice(
+    policy: RestartPolicy = HEROKU,
+) -> tuple[DesiredDyno, Mapping[SlotKey, SlotState]]:
+    """A web.1 that crashed twice in a row, 1 s after each start: it waits 20 minutes now."""
+    w1 = want(1)
+    first = run([w1], [seen(w1, "a", started=0, exit_code=1)], 1, policy=policy)
+    second = run([w1], [seen(w1, "b", started=1, exit_code=1)], 2, first.slots, policy=policy)
+    assert second.start == ()
+    assert second.slots[("app-1", "web.1")].restart_at == at(2 + 20 * MIN)
+    return w1, second.slots
+
+
+def test_a_restart_resets_the_back_off() -> None:
+    _, slots = _crashed_twice()
+    restarted = want(1, generation="1")  # ps:restart bumps the generation
+    result = run([restarted], [seen(want(1), "b", started=1, exit_code=1)], 3, slots, HEROKU)
+    assert result.start == (restarted,)
+    assert result.slots[("app-1", "web.1")].crashes == 0
+
+
+def test_scaling_to_zero_and_back_up_resets_the_back_off() -> None:
+    w1, slots = _crashed_twice()
+    down = run([], [seen(w1, "b", started=1, exit_code=1)], 3, slots, HEROKU)
+    assert down.slots == {}
+    up = run([w1], [], 4, down.slots, HEROKU)
+    assert up.start == (w1,)
+
+
+def test_a_clean_start_resets_the_back_off() -> None:
+    w1, slots = _crashed_twice()
+    later = 2 + 20 * MIN
+    restarted = run([w1], [seen(w1, "b", started=1, exit_code=1)], later, slots, HEROKU)
+    assert restarted.start == (w1,)
+    # the new dyno runs cleanly for a while, then crashes: a first crash again, restarted at once
+    crash = run([w1], [seen(w1, "c", started=later, exit_code=1)], later + 120, restarted.slots)
+    assert crash.start == (w1,)
+    assert crash.slots[("app-1", "web.1")].crashes == 1
+
+
+# -- daily cycling ---------------------------------------------------------------------------------
+
+DAY = 24 * 3600.0
+
+
+def test_cycling_is_due_after_a_day_plus_a_jitter_of_at_most_216_minutes() -> None:
+    delays = [HEROKU.cycle_after(f"dyno-{n}") for n in range(200)]
+    assert all(DAY <= d <= DAY + 216 * MIN for d in delays)
+    assert len({round(d) for d in delays}) > 150  # spread out, not all at the same moment
+    assert HEROKU.cycle_after("dyno-7") == HEROKU.cycle_after("dyno-7")  # seeded by the dyno
+
+
+def test_a_dyno_due_for_cycling_is_replaced_new_one_first() -> None:
+    w1 = want(1)
+    due = HEROKU.cycle_after("old")
+    assert run([w1], [seen(w1, "old")], due - 1, policy=HEROKU).start == ()
+    result = run([w1], [seen(w1, "old")], due, policy=HEROKU)
+    assert result.start == (w1,)
+    assert result.cycling == ("old",)
+    assert result.stop == ()  # the old one serves until the new one is up
+    booting = [seen(w1, "old"), seen(w1, "new", started=due, up=False)]
+    waiting = run([w1], booting, due + 5, result.slots, HEROKU)
+    assert (waiting.start, waiting.stop, waiting.cycling) == ((), (), ())
+    up = [seen(w1, "old"), seen(w1, "new", started=due)]
+    done = run([w1], up, due + 6, result.slots, HEROKU)
+    assert done.stop == (Stop("old", "cycled"),)
+    assert done.slots[("app-1", "web.1")].crashes == 0
+
+
+def test_a_cycled_dyno_goes_after_the_boot_timeout_even_if_the_new_one_hangs() -> None:
+    w1 = want(1)
+    due = HEROKU.cycle_after("old")
+    observed = [seen(w1, "old"), seen(w1, "new", started=due, up=False)]
+    assert run([w1], observed, due + 59, policy=HEROKU).stop == ()
+    assert Stop("old", "cycled") in run([w1], observed, due + 60, policy=HEROKU).stop
+
+
+def test_cycling_counts_from_the_dyno_start_so_a_release_or_restart_resets_it() -> None:
+    w1 = want(1)
+    due = HEROKU.cycle_after("new")
+    replacement = seen(w1, "new", started=due - 100)  # started by a release or a restart
+    assert run([w1], [replacement], due, policy=HEROKU).cycling == ()
+    assert run([w1], [replacement], due + due - 100, policy=HEROKU).cycling == ("new",)
+
+
+# -- idling (eco web dynos) ------------------------------------------------------------------------
+
+
+def eco(index: int = 1, *, kind: str = "web") -> DesiredDyno:
+    return replace(want(index, kind=kind), size="eco")
+
+
+def test_an_eco_web_dyno_sleeps_after_30_minutes_without_a_request() -> None:
+    w1 = eco()
+    requests = {"app-1": at(100)}
+    awake = plan([w1], [seen(w1, "a")], {}, at(100 + 30 * MIN - 1), HEROKU, requests=requests)
+    assert awake.stop == ()
+    result = plan([w1], [seen(w1, "a")], {}, at(100 + 30 * MIN), HEROKU, requests=requests)
+    assert result.stop == (Stop("a", "idle"),)
+    assert result.start == ()
+    assert result.slots[("app-1", "web.1")].idle_since == at(100 + 30 * MIN)
+
+
+def test_a_sleeping_slot_stays_down_until_a_newer_request_wakes_it() -> None:
+    w1 = eco()
+    asleep = {("app-1", "web.1"): SlotState(_fp(w1), since=T0, idle_since=at(2000))}
+    old_request = {"app-1": at(1000)}
+    later = plan([w1], [], asleep, at(5000), HEROKU, requests=old_request)
+    assert later.start == ()
+    assert later.slots[("app-1", "web.1")].idle_since == at(2000)
+    woken = plan([w1], [], asleep, at(5000), HEROKU, requests={"app-1": at(4999)})
+    assert woken.start == (w1,)
+    assert woken.woken == (("app-1", "web.1"),)
+    assert woken.slots[("app-1", "web.1")].idle_since is None
+
+
+def test_a_dyno_that_just_started_is_not_idle_even_after_a_long_quiet() -> None:
+    w1 = eco()
+    quiet_since_long = {"app-1": at(0)}
+    fresh = seen(w1, "a", started=10 * 3600)
+    assert plan([w1], [fresh], {}, at(10 * 3600 + 60), HEROKU, requests=quiet_since_long).stop == ()
+
+
+@pytest.mark.parametrize(
+    "dyno",
+    [want(1), eco(kind="worker")],
+    ids=["standard web", "eco worker"],
+)
+def test_only_eco_web_dynos_sleep(dyno: DesiredDyno) -> None:
+    result = plan([dyno], [seen(dyno, "a")], {}, at(DAY / 2), HEROKU, requests={"app-1": at(0)})
+    assert result.stop == ()
+
+
+def test_an_app_the_router_never_reported_on_never_sleeps() -> None:
+    w1 = eco()
+    assert plan([w1], [seen(w1, "a")], {}, at(DAY / 2), HEROKU, requests={}).stop == ()
+
+
+# -- one-off dynos ---------------------------------------------------------------------------------
+
+
+def one_off(
+    dyno_id: str = "11111111-0000-4000-8000-000000000001", ttl: float = 3600
+) -> DesiredDyno:
+    return replace(
+        want(4821, kind="run"),
+        command="bash",
+        kind="one-off",
+        dyno_id=dyno_id,
+        time_to_live=ttl,
+    )
+
+
+def seen_one_off(
+    desired: DesiredDyno, *, started: float = 0, exit_code: int | None = None
+) -> Observed:
+    observed = seen(desired, desired.dyno_id, started=started, exit_code=exit_code)
+    spec = replace(observed.dyno.spec, labels={"dockyard.kind": "one-off"})
+    return Observed(replace(observed.dyno, spec=spec), up=observed.up)
+
+
+def test_a_one_off_dyno_starts_once_under_its_own_id() -> None:
+    run_1 = one_off()
+    assert run([run_1], [], 0).start == (run_1,)
+    assert (
+        plan([run_1], [], {}, at(1), POLICY, one_offs_started=frozenset({run_1.dyno_id})).start
+        == ()
+    )
+
+
+def test_a_one_off_dyno_that_exited_is_never_restarted_nor_cleaned_up_while_wanted() -> None:
+    run_1 = one_off()
+    result = run([run_1], [seen_one_off(run_1, exit_code=1)], 10)
+    assert (result.start, result.stop) == ((), ())
+
+
+def test_a_one_off_dyno_no_longer_wanted_is_stopped_or_cleaned_up() -> None:
+    running, finished = one_off(), one_off("11111111-0000-4000-8000-000000000002")
+    observed = [seen_one_off(running), seen_one_off(finished, exit_code=0)]
+    result = run([], observed, 10)
+    assert result.stop == (Stop(running.dyno_id, "unwanted"), Stop(finished.dyno_id, "exited"))
+    assert result.slots == {}
+
+
+def test_a_one_off_dyno_is_stopped_at_its_time_to_live() -> None:
+    run_1 = one_off(ttl=60)
+    assert run([run_1], [seen_one_off(run_1, started=0)], 59).stop == ()
+    assert run([run_1], [seen_one_off(run_1, started=0)], 60).stop == (Stop(run_1.dyno_id, "ttl"),)
+
+
+def test_one_off_dynos_leave_the_formation_slots_alone() -> None:
+    w1, run_1 = want(1), one_off()
+    result = run([w1, run_1], [seen(w1, "a"), seen_one_off(run_1)], 5)
+    assert (result.start, result.stop) == ((), ())
+    assert set(result.slots) == {("app-1", "web.1")}

@@ -9,9 +9,17 @@ Every ``agent.refresh_interval`` seconds one round:
    it answers, then ``up``);
 3. copies new output lines of each dyno into its app's log stream (``app[web.1]``) and writes the
    dyno manager's own lines (``heroku[web.1]``);
-4. plans with ``reconcile.plan`` and carries the plan out: starts first, stops in the background
-   (SIGTERM, then SIGKILL after ``agent.stop_timeout``), R10 for web dynos that do not bind in time;
-5. reports every dyno to the control plane; a failed report is logged once per outage, never fatal.
+4. every ``agent.memory_check_interval`` reads each dyno's memory use from the runtime (R14 once
+   per episode above the quota; R15 when a dyno that was over it dies of SIGKILL);
+5. plans with ``reconcile.plan`` and carries the plan out: starts first, stops in the background
+   (SIGTERM, then SIGKILL and R12 after ``agent.stop_timeout``), R10 for web dynos that do not bind
+   in time, daily cycling, ``eco`` web dynos put to sleep after ``agent.idle_timeout`` without a
+   request and woken by the next one, one-off dynos run once and stopped at their time to live;
+6. reports every dyno to the control plane, with the time of the next retry of crashed ones; a failed
+   report is logged once per outage, never fatal.
+
+Attached one-off dynos get a terminal that goes to the rendezvous service (``agent.terminal``);
+``wake <app id>`` on ``<data dir>/run/agent.sock`` starts a sleeping app at once (``agent.wake``).
 """
 
 from __future__ import annotations
@@ -25,22 +33,35 @@ import socket
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from dockyard._util.clock import Clock, SystemClock
 from dockyard._util.secretfile import ensure_secret_file
+from dockyard.agent.lifecycle import parse_durations, restart_policy
+from dockyard.agent.memory import MemoryWatch, read_usage
 from dockyard.agent.reconcile import (
+    ONE_OFF_LABEL,
     Observed,
     RestartPolicy,
     SlotKey,
     SlotState,
     StopReason,
+    is_one_off,
     plan,
     record_crash,
     slot_of,
 )
 from dockyard.agent.tail import OutputTail
+from dockyard.agent.terminal import (
+    Terminal,
+    attach_command,
+    hand_over,
+    open_terminal,
+    window_size,
+)
+from dockyard.agent.wake import RequestLog, WakeServer
 from dockyard.client.dataplane import DataPlaneClient, Versioned
 from dockyard.client.http import AsyncApiClient
 from dockyard.domain.dataplane import DesiredDyno, DynoReport
@@ -56,6 +77,12 @@ log = logging.getLogger(__name__)
 REPORT_EVERY = 10.0
 """Seconds between two reports when nothing changed (a heartbeat for the control plane)."""
 PROBE_TIMEOUT = 0.25
+WAKE_POLL = 0.05
+"""Seconds between rounds while a wake request waits for its app's web dyno."""
+COMMAND_LABEL = "dockyard.command"
+"""The ``DynoSpec.labels`` key holding a one-off dyno's command as asked (its spec may wrap it)."""
+ATTACH_LABEL = "dockyard.attach"
+TTL_LABEL = "dockyard.time-to-live"
 
 
 class DataPlane(Protocol):
@@ -84,7 +111,9 @@ class DynoManager:
         self.client = client
         self.clock = clock
         self.host = host or socket.gethostname()
-        self.policy = policy or RestartPolicy(boot_timeout=settings.agent.boot_timeout)
+        self.policy = policy or policy_of(settings)
+        self.requests = RequestLog(settings.last_request_dir)
+        self.memory = MemoryWatch()
         self.logs = FileLogStore(settings.logs_dir)
         self.cache_path = settings.state_dir / "desired-dynos.json"
         self.offsets_path = settings.state_dir / "dyno-log-offsets.json"
@@ -105,8 +134,18 @@ class DynoManager:
         self._last_report: list[dict[str, Any]] | None = None
         self._last_report_at = float("-inf")
         self._released_once = False
+        self._next_memory_check = float("-inf")
+        self._terminals: dict[str, Terminal] = {}
+        self._cycling_logged: set[str] = set()
+        self._started_at: dict[str, datetime] = {}
+        self._round_now = asyncio.Event()
+        self._wake_waiters: dict[str, list[asyncio.Future[list[dict[str, str]]]]] = {}
+        self.one_offs_path = settings.state_dir / "one-offs-started.json"
+        self._one_offs_started: set[str] = set()
+        self._saved_one_offs: set[str] = set()
         self._load_cache()
         self._load_offsets()
+        self._load_one_offs()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -117,10 +156,15 @@ class DynoManager:
                 await self.tick()
             except Exception:
                 log.exception("a dyno manager round failed; trying again in the next one")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._stop_event.wait(), timeout=self.settings.agent.refresh_interval
-                )
+            pause = WAKE_POLL if self._wake_waiters else self.settings.agent.refresh_interval
+            waits = [
+                asyncio.ensure_future(self._stop_event.wait()),
+                asyncio.ensure_future(self._round_now.wait()),
+            ]
+            await asyncio.wait(waits, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
         await self.close()
 
     def request_stop(self) -> None:
@@ -132,7 +176,11 @@ class DynoManager:
         for tail in self._tails.values():
             tail.close()
         self._tails.clear()
+        for terminal in self._terminals.values():
+            terminal.close()  # the dynos keep their own end
+        self._terminals.clear()
         self._save_offsets()
+        self._save_one_offs()
 
     async def settle(self) -> None:
         """Wait until every stop begun so far has finished."""
@@ -141,15 +189,65 @@ class DynoManager:
 
     async def tick(self) -> None:
         """One round: fetch, look, log, plan, act, report."""
+        self._round_now.clear()
         await self._refresh_desired()
-        listed = await asyncio.to_thread(self.runtime.list)
+        listed = self._on_our_clock(await asyncio.to_thread(self.runtime.list))
         dynos = [d for d in listed if d.spec.id not in self._stopping]
         self._ship_logs(dynos)
+        await self._watch_memory(dynos)
         await self._observe(dynos)
+        self._stop_abandoned(dynos)
         if self.desired is not None:
             await self._reconcile(self.desired, dynos)
+        self._release_terminals(listed)
         self._save_offsets()
+        self._save_one_offs()
         await self._report([d for d in dynos if d.spec.id not in self._stopping])
+        self._answer_wakes(dynos)
+
+    def _on_our_clock(self, listed: list[RunningDyno]) -> list[RunningDyno]:
+        """Dynos this agent started carry the start time of its clock (ages, cycling, time to live
+        and idling all count on it); adopted ones keep the runtime's."""
+        self._started_at = {
+            k: v for k, v in self._started_at.items() if k in {d.spec.id for d in listed}
+        }
+        return [
+            replace(d, started_at=self._started_at[d.spec.id])
+            if d.spec.id in self._started_at
+            else d
+            for d in listed
+        ]
+
+    async def wake(self, app_id: str) -> list[dict[str, str]]:
+        """Count a request for ``app_id``, start its sleeping web dynos now, and return its web
+        dynos that are up (``[{"dyno": "web.1", "address": "host:port"}]``) once there is one.
+        Raises ``TimeoutError`` when none is up within the boot timeout."""
+        self.requests.touch(app_id, self.clock.now())
+        answer: asyncio.Future[list[dict[str, str]]] = asyncio.get_running_loop().create_future()
+        self._wake_waiters.setdefault(app_id, []).append(answer)
+        self._round_now.set()
+        try:
+            return await asyncio.wait_for(answer, self.policy.boot_timeout)
+        finally:
+            waiting = self._wake_waiters.get(app_id, [])
+            if answer in waiting:
+                waiting.remove(answer)
+            if not waiting:
+                self._wake_waiters.pop(app_id, None)
+
+    def _answer_wakes(self, dynos: Sequence[RunningDyno]) -> None:
+        for app_id in list(self._wake_waiters):
+            backends = [
+                {"dyno": d.spec.name, "address": d.address}
+                for d in dynos
+                if d.spec.app_id == app_id
+                and d.spec.process_type == "web"
+                and self._states.get(d.spec.id) == "up"
+            ]
+            if backends:
+                for waiting in self._wake_waiters.pop(app_id):
+                    if not waiting.done():
+                        waiting.set_result(backends)
 
     # -- desired state ---------------------------------------------------------------------------
 
@@ -206,42 +304,101 @@ class DynoManager:
             before = self._states.get(dyno.spec.id)
             after: DynoState
             if dyno.state == "exited":
-                after = "crashed"
+                completed = is_one_off(dyno.spec) and dyno.exit_code == 0
+                after = "down" if completed else "crashed"
             elif dyno.spec.process_type != "web" or dyno.spec.id in answering or before == "up":
                 after = "up"
             else:
                 after = "starting"
             self._states[dyno.spec.id] = after
-            if before == after or (before is None and after != "crashed"):
+            if before == after or (before is None and after not in ("crashed", "down")):
                 continue  # a dyno adopted from an earlier agent starts its story silently
             if after == "up":
                 self._system(dyno.spec, "State changed from starting to up")
-            elif after == "crashed":
-                if dyno.exit_code is None:
-                    self._system(dyno.spec, "Process exited")
-                else:
-                    self._system(dyno.spec, f"Process exited with status {dyno.exit_code}")
-                self._system(dyno.spec, f"State changed from {before or 'up'} to crashed")
+            else:
+                self._log_exit(dyno, before or "up", after)
+
+    def _log_exit(self, dyno: RunningDyno, before: str, after: DynoState) -> None:
+        spec = dyno.spec
+        for line in self.memory.killed_for_memory(spec.id, spec.size, dyno.exit_code):
+            self._system(spec, line)  # R15
+        if dyno.exit_code is None:
+            self._system(spec, "Process exited")
+        else:
+            self._system(spec, f"Process exited with status {dyno.exit_code}")
+        self._system(
+            spec, f"State changed from {before} to {'complete' if after == 'down' else after}"
+        )
+
+    async def _watch_memory(self, dynos: Sequence[RunningDyno]) -> None:
+        """R14 once per episode above the quota; the samples also tell R15 from other kills."""
+        reader = getattr(self.runtime, "usage", None)
+        now = self.clock.monotonic()
+        if not callable(reader) or now < self._next_memory_check:
+            return
+        self._next_memory_check = now + self.settings.agent.memory_check_interval
+        running = [d for d in dynos if d.state == "running"]
+
+        def sample() -> list[tuple[RunningDyno, Any]]:
+            found = []
+            for dyno in running:
+                try:
+                    found.append((dyno, read_usage(reader, dyno.spec.id)))
+                except Exception as exc:  # a runtime's failure must not stop the round
+                    log.debug("no memory use for %s: %s", dyno.spec.id, exc)
+            return found
+
+        for dyno, usage in await asyncio.to_thread(sample):
+            if usage is not None:
+                for line in self.memory.observe(dyno.spec.id, dyno.spec.size, usage):
+                    self._system(dyno.spec, line)
+        self.memory.forget_all_but(d.spec.id for d in dynos)
 
     # -- acting ----------------------------------------------------------------------------------
 
     async def _reconcile(self, desired: list[DesiredDyno], dynos: Sequence[RunningDyno]) -> None:
         observed = [Observed(d, self._states.get(d.spec.id) == "up") for d in dynos]
-        result = plan(desired, observed, self._slots, self.clock.now(), self.policy)
+        sleepy = {
+            d.app_id
+            for d in desired
+            if d.kind == "formation"
+            and d.process_type == "web"
+            and d.size in self.policy.idle_sizes
+        }
+        result = plan(
+            desired,
+            observed,
+            self._slots,
+            self.clock.now(),
+            self.policy,
+            requests=self.requests.last_requests(sleepy),
+            one_offs_started=frozenset(self._one_offs_started),
+        )
         self._slots = dict(result.slots)
-        crashed = {slot_of(d.spec) for d in dynos if d.state == "exited"} | set(self._tombstones)
+        crashed = {slot_of(d.spec) for d in dynos if d.state == "exited"} | {
+            key for key, report in self._tombstones.items() if report.state == "crashed"
+        }
         by_id = {d.spec.id: d for d in dynos}
+        for dyno_id in result.cycling:
+            if dyno_id not in self._cycling_logged:
+                self._cycling_logged.add(dyno_id)
+                self._system(by_id[dyno_id].spec, "Cycling")
+                self._system(by_id[dyno_id].spec, "State changed from up to starting")
+        self._cycling_logged &= set(by_id)
         for stop in result.stop:
             self._begin_stop(by_id[stop.dyno_id], stop.reason)
         for want in result.start:
-            await self._start(want, restarted=want.key in crashed)
+            woken = want.key in result.woken
+            await self._start(want, restarted=want.key in crashed and not woken, woken=woken)
+        self._one_offs_started &= {d.dyno_id for d in desired if d.kind == "one-off"}
         if not self._released_once:
             self._released_once = True
             await self._release_unused()
 
-    async def _start(self, want: DesiredDyno, *, restarted: bool) -> None:
+    async def _start(self, want: DesiredDyno, *, restarted: bool, woken: bool = False) -> None:
+        one_off = want.kind == "one-off"
         spec = DynoSpec(
-            id=str(uuid.uuid4()),
+            id=want.dyno_id if one_off else str(uuid.uuid4()),
             app_id=want.app_id,
             app_name=want.app_name,
             name=want.name,
@@ -252,30 +409,72 @@ class DynoManager:
             env=dict(want.env),
             size=want.size,
             generation=want.generation,
+            labels=_labels(want),
         )
         self._tombstones.pop(want.key, None)
-        if restarted:
+        if one_off:
+            self._one_offs_started.add(spec.id)
+            self._save_one_offs()  # before the start: a one-off dyno never runs twice
+        if woken:
+            self._system(spec, "Unidling")
+            self._system(spec, "State changed from idle to starting")
+        elif restarted:
             self._system(spec, "State changed from crashed to starting")
         self._system(spec, f"Starting process with command `{spec.command}`")
         try:
             async with self._runtime_lock:
-                dyno = await asyncio.to_thread(self.runtime.start, spec)
+                dyno, terminal = await asyncio.to_thread(self._start_in_runtime, spec, want)
         except Exception as exc:  # a start that fails must not stop the other dynos' rounds
             reason = exc.message if isinstance(exc, DockyardError) else repr(exc)
             log.error("cannot start %s of %s: %s", spec.name, spec.app_name, reason)
             self._system(spec, "Process failed to start (the platform's agent log says why)")
             self._system(spec, "State changed from starting to crashed")
             now = self.clock.now()
-            self._slots[want.key] = record_crash(
-                self._slots[want.key], spec.id, 0.0, now, self.policy
-            )
+            if not one_off:
+                self._slots[want.key] = record_crash(
+                    self._slots[want.key], spec.id, 0.0, now, self.policy
+                )
             self._tombstones[want.key] = self._report_of_spec(spec, "crashed", now.isoformat())
             return
         self._states[spec.id] = "starting"
-        if dyno.output_path is not None:
+        self._started_at[spec.id] = self.clock.now()
+        if terminal is not None:
+            self._terminals[spec.id] = terminal
+        if dyno.output_path is not None and not _attached(spec):
             tail = OutputTail.open(dyno.output_path)
             if tail is not None:
                 self._tails[spec.id] = tail
+
+    def _start_in_runtime(
+        self, spec: DynoSpec, want: DesiredDyno
+    ) -> tuple[RunningDyno, Terminal | None]:
+        """Start the dyno (in a worker thread). An attached one-off dyno gets a terminal, handed to
+        the rendezvous service before its command runs."""
+        if not (want.kind == "one-off" and want.attach):
+            return self.runtime.start(spec), None
+        size = window_size(want.env)
+        start_attached = getattr(self.runtime, "start_attached", None)
+        if callable(start_attached):  # the runtime sets the terminal up itself (runc)
+            dyno, master = start_attached(spec, tty=want.tty, size=size)
+            try:
+                hand_over(self.settings.rendezvous_socket, spec.id, master)
+            except DockyardError:
+                self.runtime.stop(spec.id, timeout=0)
+                raise
+            finally:
+                os.close(master)
+            return dyno, None
+        master, terminal = open_terminal(tty=want.tty, size=size)
+        try:
+            try:
+                hand_over(self.settings.rendezvous_socket, spec.id, master)
+            finally:
+                os.close(master)
+            wrapped = replace(spec, command=attach_command(spec.command, terminal.path))
+            return self.runtime.start(wrapped), terminal
+        except BaseException:
+            terminal.close()
+            raise
 
     def _begin_stop(self, dyno: RunningDyno, reason: StopReason) -> None:
         spec = dyno.spec
@@ -293,13 +492,33 @@ class DynoManager:
             self._tombstones[slot_of(spec)] = self._report_of(dyno, "crashed")
             timeout = 0.0
         elif reason != "exited":
+            for line in _STOP_LINES.get(reason, ()):
+                self._system(spec, line.format(ttl=spec.labels.get(TTL_LABEL, "")))
             self._system(spec, "Stopping all processes with SIGTERM")
+            if reason == "idle":
+                self._tombstones[slot_of(spec)] = self._report_of(dyno, "idle")
+            elif reason in ("ttl", "hangup"):
+                self._tombstones[slot_of(spec)] = self._report_of(dyno, "down")
         self._stopping[spec.id] = asyncio.create_task(self._stop(dyno, timeout))
 
     async def _stop(self, dyno: RunningDyno, timeout: float) -> None:
         dyno_id = dyno.spec.id
         try:
-            await asyncio.to_thread(self.runtime.stop, dyno_id, timeout=timeout)
+            stopping = asyncio.ensure_future(
+                asyncio.to_thread(self.runtime.stop, dyno_id, timeout=timeout)
+            )
+            killed = False
+            if timeout > 0 and not (await asyncio.wait({stopping}, timeout=timeout))[0]:
+                killed = True  # the runtime sends SIGKILL now
+                self._system(
+                    dyno.spec,
+                    "Error R12 (Exit timeout) -> At least one process failed to exit within "
+                    f"{timeout:g} seconds of SIGTERM",
+                )
+                self._system(dyno.spec, "Stopping remaining processes with SIGKILL")
+            await stopping
+            if killed:
+                self._system(dyno.spec, "Process exited with status 137")
         except Exception:
             log.exception("could not stop dyno %s (%s); will try again", dyno.spec.name, dyno_id)
         finally:
@@ -325,6 +544,8 @@ class DynoManager:
     def _ship_logs(self, dynos: Sequence[RunningDyno]) -> None:
         listed = set()
         for dyno in dynos:
+            if _attached(dyno.spec):
+                continue  # its output goes to the client; only its start and stop are logged
             listed.add(dyno.spec.id)
             tail = self._tails.get(dyno.spec.id)
             if tail is None and dyno.output_path is not None:
@@ -365,6 +586,37 @@ class DynoManager:
             _write_json(self.offsets_path, self._offsets)
             self._saved_offsets = dict(self._offsets)
 
+    # -- one-off dynos ------------------------------------------------------------------------------
+
+    def _load_one_offs(self) -> None:
+        try:
+            data = json.loads(self.one_offs_path.read_text(encoding="utf-8"))
+            self._one_offs_started = {str(d) for d in data}
+        except (OSError, ValueError, TypeError):
+            self._one_offs_started = set()
+        self._saved_one_offs = set(self._one_offs_started)
+
+    def _save_one_offs(self) -> None:
+        if self._one_offs_started != self._saved_one_offs:
+            _write_json(self.one_offs_path, sorted(self._one_offs_started))
+            self._saved_one_offs = set(self._one_offs_started)
+
+    def _stop_abandoned(self, dynos: Sequence[RunningDyno]) -> None:
+        """Stop attached one-off dynos whose client went away (or never came): their terminal
+        hung up. Most processes end on the SIGHUP the kernel sends; this also ends the others."""
+        for dyno in dynos:
+            terminal = self._terminals.get(dyno.spec.id)
+            if dyno.state == "running" and terminal is not None and terminal.hung_up():
+                self._begin_stop(dyno, "hangup")
+
+    def _release_terminals(self, listed: Sequence[RunningDyno]) -> None:
+        """Close the agent's end of the terminals of dynos that ended, so the rendezvous service
+        sees the end of the output and disconnects the client."""
+        running = {d.spec.id for d in listed if d.state == "running"}
+        for dyno_id in list(self._terminals):
+            if dyno_id not in running:
+                self._terminals.pop(dyno_id).close()
+
     # -- reporting -------------------------------------------------------------------------
 
     def _report_of(self, dyno: RunningDyno, state: DynoState | None = None) -> DynoReport:
@@ -383,15 +635,26 @@ class DynoManager:
             process_type=ProcessType(spec.process_type),
             release_version=ReleaseVersion(spec.release_version),
             state=state,
-            command=spec.command,
+            command=spec.labels.get(COMMAND_LABEL, spec.command),
             size=spec.size,
             started_at=started_at,
+            kind="one-off" if is_one_off(spec) else "formation",
         )
+
+    def _with_retry(self, report: DynoReport) -> DynoReport:
+        """A crashed formation dyno waiting out its back-off says when it is restarted."""
+        slot = self._slots.get((report.app_id, report.name))
+        if report.state != "crashed" or report.kind != "formation" or slot is None:
+            return report
+        if slot.restart_at is None or slot.restart_at <= self.clock.now():
+            return report
+        return replace(report, next_retry_at=slot.restart_at.isoformat())
 
     async def _report(self, dynos: Sequence[RunningDyno]) -> None:
         if self.client is None:
             return
-        reports = [self._report_of(d) for d in dynos] + list(self._tombstones.values())
+        current = [self._report_of(d) for d in dynos] + list(self._tombstones.values())
+        reports = [self._with_retry(r) for r in current]
         payload = sorted((r.to_json() for r in reports), key=lambda r: str(r["id"]))
         now = self.clock.monotonic()
         if payload == self._last_report and now - self._last_report_at < REPORT_EVERY:
@@ -408,6 +671,40 @@ class DynoManager:
             self._report_failing = False
         self._last_report = payload
         self._last_report_at = now
+
+
+_STOP_LINES: dict[str, tuple[str, ...]] = {
+    "idle": ("Idling", "State changed from up to idle"),
+    "ttl": ("Time to live of {ttl} seconds reached",),
+    "hangup": ("The attached client went away",),
+}
+"""What the dyno manager logs before ``Stopping all processes with SIGTERM``, by reason."""
+
+
+def policy_of(settings: Settings) -> RestartPolicy:
+    agent = settings.agent
+    return restart_policy(
+        crash_cooloffs=parse_durations(agent.crash_backoff, name="agent.crash_backoff"),
+        boot_timeout=agent.boot_timeout,
+        cycle_period=agent.cycle_period,
+        cycle_jitter=agent.cycle_jitter,
+        idle_timeout=agent.idle_timeout,
+    )
+
+
+def _labels(want: DesiredDyno) -> dict[str, str]:
+    if want.kind != "one-off":
+        return {}
+    labels = {ONE_OFF_LABEL: "one-off", COMMAND_LABEL: want.command}
+    if want.attach:
+        labels[ATTACH_LABEL] = "1"
+    if want.time_to_live is not None:
+        labels[TTL_LABEL] = f"{want.time_to_live:g}"
+    return labels
+
+
+def _attached(spec: DynoSpec) -> bool:
+    return spec.labels.get(ATTACH_LABEL) == "1"
 
 
 async def _answers(address: str) -> bool:
@@ -459,12 +756,15 @@ async def _serve(settings: Settings, runtime: Runtime, token: str) -> None:
 
     api = AsyncApiClient(settings.api_url, token)
     manager = DynoManager(settings, runtime, DataPlaneClient(api), SystemClock())
+    wake = WakeServer(settings.agent_socket, manager.wake)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, manager.request_stop)
+    await wake.start()
     log.info("dyno manager of %s running (runtime %s)", manager.host, runtime.name)
     try:
         await manager.run()
     finally:
+        await wake.close()
         await api.aclose()
         log.info("dyno manager stopped; its dynos keep running")

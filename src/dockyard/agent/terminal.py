@@ -1,0 +1,112 @@
+"""Terminals of attached one-off dynos (``dockyard run``, ``heroku run``).
+
+The agent gives an attached one-off dyno a pseudo-terminal and hands the terminal's master side to
+the rendezvous service, which joins it to the client; the agent is then out of the byte path.
+
+A runtime that can start a dyno on a terminal itself offers ``start_attached(spec, *, tty, columns,
+lines) -> (RunningDyno, master_fd)`` (runc: ``process.terminal`` and ``--console-socket``); the
+caller owns the returned fd. For runtimes without it (the ``process`` runtime) the agent opens the
+pty here and wraps the dyno's command so that its shell, the leader of the dyno's session, opens
+the pty's slave by path as stdin, stdout and stderr (and so as its controlling terminal: Ctrl-C
+reaches the dyno's foreground processes). The agent keeps one slave fd open until the dyno has ended,
+so the master never reads ``EIO`` before the dyno has even opened its side, and closes it then, so
+the rendezvous service sees the end at once. A hang-up on that slave fd means the client went away.
+
+Hand-over protocol (Unix socket ``<data dir>/run/rendezvous.sock``): send ``attach <dyno id>\\n``
+with the master fd as ``SCM_RIGHTS``; the answer is ``ok\\n`` or ``error <reason>\\n``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shlex
+import socket
+import termios
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.errors import DynoError
+
+HANDOVER_TIMEOUT = 5.0
+
+
+@dataclass
+class Terminal:
+    """The agent's end of an attached dyno's pty: the slave, held until the dyno has ended."""
+
+    slave: int | None
+    path: str
+
+    def close(self) -> None:
+        if self.slave is not None:
+            os.close(self.slave)
+            self.slave = None
+
+    def hung_up(self) -> bool:
+        """Whether the master side is closed: the client went away or never came."""
+        if self.slave is None:
+            return True
+        poller = select.poll()
+        poller.register(self.slave, select.POLLHUP)
+        return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
+
+
+def window_size(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """``(lines, columns)`` from the ``LINES`` and ``COLUMNS`` the client sent, if both are sane."""
+    try:
+        lines, columns = int(env.get("LINES", "")), int(env.get("COLUMNS", ""))
+    except ValueError:
+        return None
+    if 0 < lines <= 10000 and 0 < columns <= 10000:
+        return lines, columns
+    return None
+
+
+def open_terminal(*, tty: bool, size: tuple[int, int] | None) -> tuple[int, Terminal]:
+    """A new pty: its master fd (for the rendezvous service) and the agent's end. Without ``tty``
+    (the client's ``--no-tty``) it neither echoes input nor turns ``\\n`` into ``\\r\\n``, so
+    output passes byte for byte; Ctrl-D still ends the input."""
+    master, slave = os.openpty()
+    try:
+        if size is not None:
+            termios.tcsetwinsize(slave, size)
+        if not tty:
+            attrs = termios.tcgetattr(slave)
+            attrs[1] &= ~termios.OPOST
+            attrs[3] &= ~(
+                termios.ECHO | termios.ECHOE | termios.ECHOK | termios.ECHONL | termios.ECHOCTL
+            )
+            termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        return master, Terminal(slave, os.ttyname(slave))
+    except OSError:
+        os.close(master)
+        os.close(slave)
+        raise
+
+
+def attach_command(command: str, path: str) -> str:
+    """``command`` run with the terminal at ``path`` as stdin, stdout, stderr and controlling
+    terminal. The runtime's launcher evaluates it after ``.profile.d``, in the dyno's session leader."""
+    return f"exec 0<>{shlex.quote(path)} 1>&0 2>&0 || exit 126\n{command}"
+
+
+def hand_over(socket_path: Path, dyno_id: str, fd: int) -> None:
+    """Give the terminal ``fd`` of dyno ``dyno_id`` to the rendezvous service (the caller still
+    closes its own copy). Raises ``DynoError`` when the service does not take it."""
+    try:
+        with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as sock:
+            sock.settimeout(HANDOVER_TIMEOUT)
+            sock.connect(str(socket_path))
+            socket.send_fds(sock, [f"attach {dyno_id}\n".encode()], [fd])
+            answer = sock.recv(1024)
+    except OSError as exc:
+        raise DynoError(
+            f"cannot reach the rendezvous service at {socket_path}: {exc.strerror or exc} — "
+            "is `dockyard.serve rendezvous` running?"
+        ) from exc
+    if not answer.startswith(b"ok"):
+        reason = answer.decode("utf-8", "replace").strip() or "no answer"
+        raise DynoError(f"the rendezvous service refused the terminal: {reason}")
