@@ -107,7 +107,13 @@ def user_ref(user_id: str | None, email: str | None) -> JSON | None:
     return {"email": email, "id": user_id}
 
 
-def release_json(app: App, release: Release, *, current_version: int | None) -> JSON:
+def release_json(
+    app: App,
+    release: Release,
+    *,
+    current_version: int | None,
+    output_stream_url: str | None = None,
+) -> JSON:
     return {
         "addon_plan_names": [],
         "app": app_ref(app),
@@ -117,7 +123,7 @@ def release_json(app: App, release: Release, *, current_version: int | None) -> 
         "description": release.description,
         "eligible_for_rollback": release.status == "succeeded",
         "id": release.id,
-        "output_stream_url": None,
+        "output_stream_url": output_stream_url,
         "slug": None if release.slug_id is None else {"id": release.slug_id},
         "status": release.status,
         "updated_at": timestamp(release.updated_at),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import re
 import shutil
 import threading
@@ -32,6 +31,7 @@ from dockyard.control.access import app_for
 from dockyard.control.buildpacks import canonical_list
 from dockyard.control.context import Platform
 from dockyard.control.deploys import build_and_release, build_lock
+from dockyard.control.releasephase import FOLLOW_POLL, follow_file
 from dockyard.control.sources import local_file, signed_url, verify
 from dockyard.errors import BuildError, ConflictError, DockyardError, InvalidError
 from dockyard.store.records import Account, App, Build
@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 CHECKSUM = re.compile(r"^SHA256:([0-9a-fA-F]{64})$")
 LOCK_POLL = 1.0
 """Seconds between two tries of a busy build lock."""
-FOLLOW_POLL = 0.2
-"""Seconds between two looks at a growing output file."""
 _slots_lock = threading.Lock()
 _semaphores: dict[int, threading.BoundedSemaphore] = {}
 
@@ -258,27 +256,9 @@ def follow_output(
     verify(platform, "build-output", f"{app_id}/{build_id}", signature)
     with platform.store.read() as tx:
         tx.get_build(app_id, build_id)
-    return _follow(platform, app_id, build_id)
-
-
-def _follow(platform: Platform, app_id: str, build_id: str) -> Iterator[bytes]:
-    path = output_file(platform, build_id)
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        yield from _recorded(platform, app_id, build_id)
-        return
-    with handle:
-        while True:
-            chunk = handle.read(1 << 16)
-            if chunk:
-                yield chunk
-                continue
-            if os.fstat(handle.fileno()).st_nlink == 0:  # the worker removed it: the build is over
-                while chunk := handle.read(1 << 16):
-                    yield chunk
-                return
-            time.sleep(FOLLOW_POLL)
+    return follow_file(
+        output_file(platform, build_id), lambda: _recorded(platform, app_id, build_id)
+    )
 
 
 def _recorded(platform: Platform, app_id: str, build_id: str) -> Iterator[bytes]:

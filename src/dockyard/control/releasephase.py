@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.build.output import BuildOutput
 from dockyard.control.context import Platform
+from dockyard.control.sources import signed_url, verify
 from dockyard.domain.appjson import RELEASE_TYPE
 from dockyard.domain.formation import DEFAULT_SIZE
 from dockyard.errors import DockyardError
@@ -36,6 +38,8 @@ from dockyard.store.records import App, Release, Slug
 
 log = logging.getLogger(__name__)
 
+FOLLOW_POLL = 0.2
+"""Seconds between two looks at a growing output file or a pending record."""
 POLL_INTERVAL = 0.1
 """Seconds between two looks at a running one-off process."""
 OUTPUT_LIMIT = 1 << 20
@@ -246,7 +250,9 @@ def run_release_phase(
                 on_line=on_line,
                 runtime=runtime,
             )
-        reason = None if result.succeeded else failure_reason(result, command, timeout)
+            reason = None if result.succeeded else failure_reason(result, command, timeout)
+            if reason is not None:
+                stream.write(reason + "\n")
         text = result.output if reason is None else f"{result.output}{reason}\n"
         with platform.store.transaction() as tx:
             finished = tx.finish_release(
@@ -295,3 +301,55 @@ def start_in_background(
     )
     thread.start()
     return thread
+
+
+def follow_file(path: Path, recorded: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
+    """The content of an output file as it grows, until its writer removes it; ``recorded`` when
+    there is no such file (the work is over, or ran in another way)."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        yield from recorded()
+        return
+    with handle:
+        while True:
+            chunk = handle.read(1 << 16)
+            if chunk:
+                yield chunk
+                continue
+            if os.fstat(handle.fileno()).st_nlink == 0:  # removed: the work is over
+                while chunk := handle.read(1 << 16):
+                    yield chunk
+                return
+            time.sleep(FOLLOW_POLL)
+
+
+def output_stream_url(platform: Platform, release: Release) -> str:
+    """A signed URL (no API key needed) of the release command's output."""
+    key = f"{release.app_id}/{release.id}"
+    return signed_url(platform, f"/release-output/{key}", "release-output", key)
+
+
+def follow_output(
+    platform: Platform, app_id: str, release_id: str, signature: str | None
+) -> Iterator[bytes]:
+    """The output of a release's command as it runs, then as kept on the release. The signature
+    and the release are checked here; the iterator blocks between chunks."""
+    verify(platform, "release-output", f"{app_id}/{release_id}", signature)
+    with platform.store.read() as tx:
+        tx.get_release(app_id, release_id)
+
+    def recorded() -> Iterator[bytes]:
+        while True:
+            with platform.store.read() as tx:
+                release = tx.get_release(app_id, release_id)
+            if release.status != "pending":
+                yield release.output.encode("utf-8")
+                return
+            path = output_path(platform, release_id)
+            if path.exists():  # the phase has started meanwhile
+                yield from follow_file(path, recorded)
+                return
+            time.sleep(FOLLOW_POLL)
+
+    return follow_file(output_path(platform, release_id), recorded)
