@@ -1,0 +1,260 @@
+"""The dyno sandbox, checked from inside real runc dynos (root, the real stack image; security requirements
+24 and 25).
+
+Dynos here have loopback-only network namespaces (no ``DynoNetwork``), so a neighbour's HTTP server is asked
+from inside its own network namespace (``nsenter --net``); the firewall rules between dynos are tested in
+``test_network_isolation.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockyard._util import proc
+from dockyard.runtime.base import RunningDyno
+from dockyard.runtime.runc import RuncRuntime
+from tests.runtime.runc_support import (
+    current,
+    output_of,
+    pids_of,
+    requires_runc,
+    run_to_end,
+    runc_runtime,
+    spec,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root, requires_runc, pytest.mark.timeout(600)]
+
+KEYCTL = {"x86_64": 250, "aarch64": 219}[platform.machine()]
+IO_URING_SETUP = 425
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNS = 0x00020000
+
+PROBE = textwrap.dedent(
+    f"""
+    import ctypes, errno, json, os, socket
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def outcome(result):
+        return "ok" if result == 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+
+    def attempt(action):
+        try:
+            action()
+        except OSError as exc:
+            return errno.errorcode.get(exc.errno, str(exc.errno))
+        return "ok"
+
+    def write(path):
+        with open(path, "w") as handle:
+            handle.write("x")
+
+    status = dict(
+        line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line
+    )
+    found = {{name: status[name].strip() for name in ("CapEff", "CapPrm", "NoNewPrivs", "Seccomp")}}
+    found["mount"] = outcome(libc.mount(b"tmpfs", b"/mnt", b"tmpfs", 0, None))
+    found["unshare_user"] = outcome(libc.unshare({CLONE_NEWUSER}))
+    found["unshare_mount"] = outcome(libc.unshare({CLONE_NEWNS}))
+    found["keyctl"] = outcome(libc.syscall({KEYCTL}, 0, 0, 0, 0, 0))
+    found["io_uring"] = outcome(libc.syscall({IO_URING_SETUP}, 1, None))
+    found["ptrace"] = outcome(libc.ptrace(0, 0, None, None))
+    found["raw_socket"] = attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 1))
+    found["packet_socket"] = attempt(lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))
+    found["write_root"] = attempt(lambda: write("/evil"))
+    found["write_etc"] = attempt(lambda: write("/etc/passwd"))
+    found["write_proc_sys"] = attempt(lambda: write("/proc/sys/kernel/hostname"))
+    found["sysrq"] = attempt(lambda: write("/proc/sysrq-trigger"))
+    found["setuid_root"] = attempt(lambda: os.setuid(0))
+    found["mknod"] = attempt(lambda: os.mknod("/tmp/sda", 0o600 | 0o060000, os.makedev(8, 0)))
+    found["masked"] = {{
+        path: open(path, "rb").read(64).decode("ascii", "replace")
+        for path in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug")
+        if os.path.exists(path)
+    }}
+    found["unshare_command"] = os.system("unshare --user true 2>/dev/null") != 0
+    print(json.dumps(found), flush=True)
+    """
+)
+
+SEES = textwrap.dedent(
+    """
+    import json, os
+    mine = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                mine.append(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode())
+            except OSError:
+                pass
+    paths = os.environ["HOST_PATHS"].split(":")
+    print(json.dumps({
+        "processes": mine,
+        "host_paths": [p for p in paths if os.path.exists(p)],
+        "hostname": open("/etc/hostname").read().strip(),
+        "root_home": sorted(os.listdir("/root")) if os.access("/root", os.R_OK) else "unreadable",
+    }), flush=True)
+    """
+)
+
+FORK_BOMB = (
+    "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+)
+MEMORY_HOG = "hog = []\nwhile True:\n    hog.append(b'\\x01' * (32 << 20))\n"
+
+
+@pytest.fixture
+def env() -> Iterator[tuple[RuncRuntime, str]]:
+    with runc_runtime() as pair:
+        yield pair
+
+
+def last_json(text: str) -> dict[str, object]:
+    result: dict[str, object] = json.loads(text.strip().splitlines()[-1])
+    return result
+
+
+def init_pid(runtime: RuncRuntime, dyno: RunningDyno) -> int:
+    return int((runtime.root / dyno.spec.id / "pid").read_text())
+
+
+def host_uid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError("no Uid line")
+
+
+def ask(pid: int, port: int) -> float:
+    """Seconds an HTTP GET to the dyno's $PORT takes, asked from inside the dyno's network namespace."""
+    started = time.monotonic()
+    code = (
+        "import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]), "
+        "timeout=5); c.request('GET', '/'); assert c.getresponse().status == 200"
+    )
+    proc.run(["nsenter", f"--net=/proc/{pid}/ns/net", "python3", "-c", code, str(port)], timeout=10)
+    return time.monotonic() - started
+
+
+def neighbour(runtime: RuncRuntime, slug: str) -> tuple[RunningDyno, int]:
+    """A web dyno of another app, answering HTTP on its $PORT; with its init pid."""
+    dyno = runtime.start(spec(slug, "python3 app.py", app="app-neighbour"))
+    wait_for(lambda: runtime.listening(dyno.spec.id), what="the neighbour's $PORT")
+    pid = init_pid(runtime, dyno)
+    ask(pid, dyno.port)
+    return dyno, pid
+
+
+def test_no_capabilities_no_new_privileges_seccomp_and_refused_operations(
+    env: tuple[RuncRuntime, str],
+) -> None:
+    runtime, slug = env
+    code, output = run_to_end(runtime, spec(slug, 'python3 -c "$PROBE"', env={"PROBE": PROBE}))
+    assert code == 0, output
+    found = last_json(output)
+    assert found["CapEff"] == found["CapPrm"] == "0000000000000000"
+    assert (found["NoNewPrivs"], found["Seccomp"]) == ("1", "2")
+    for operation in (
+        "mount",
+        "unshare_user",
+        "unshare_mount",
+        "keyctl",
+        "io_uring",
+        "ptrace",
+        "raw_socket",
+        "packet_socket",
+        "setuid_root",
+        "mknod",
+    ):
+        assert found[operation] == "EPERM", (operation, found[operation])
+    for path in ("write_root", "write_etc", "write_proc_sys"):
+        assert found[path] in ("EROFS", "EACCES"), (path, found[path])
+    assert found["sysrq"] in ("EROFS", "EACCES", "ENOENT")  # some kernels have no sysrq at all
+    assert found["write_root"] == "EROFS"
+    masked = found["masked"]
+    assert isinstance(masked, dict) and masked  # at least one of them exists on any kernel
+    assert set(masked.values()) == {""}, masked  # masked with /dev/null
+    assert found["unshare_command"] is True
+
+
+def test_dyno_processes_are_unprivileged_host_uids_of_their_own_app(
+    env: tuple[RuncRuntime, str],
+) -> None:
+    runtime, slug = env
+    first = runtime.start(spec(slug, "exec sleep 600", app="app-a"))
+    second = runtime.start(spec(slug, "exec sleep 600", app="app-a", name="web.2"))
+    other = runtime.start(spec(slug, "exec sleep 600", app="app-b"))
+    uids = [host_uid(init_pid(runtime, d)) for d in (first, second, other)]
+    assert all(uid >= 65536 for uid in uids)
+    assert uids[0] == uids[1] != uids[2]
+    assert abs(uids[0] - uids[2]) >= 65536  # separate ranges
+
+
+def test_another_app_s_processes_files_and_the_host_are_invisible(
+    env: tuple[RuncRuntime, str],
+) -> None:
+    runtime, slug = env
+    other = runtime.start(
+        spec(slug, "echo secret > /app/secret-of-b; exec sleep 4242", app="app-b")
+    )
+    wait_for(lambda: pids_of(runtime, other.spec.id) >= 1, what="the other app's dyno")
+    host_paths = [
+        str(runtime.settings.data_dir.parent),
+        str(runtime.root / other.spec.id),
+        str(runtime.settings.stacks_dir),
+    ]
+    code, output = run_to_end(
+        runtime,
+        spec(slug, 'python3 -c "$SEES"', env={"SEES": SEES, "HOST_PATHS": ":".join(host_paths)}),
+    )
+    assert code == 0, output
+    seen = last_json(output)
+    processes = seen["processes"]
+    assert isinstance(processes, list)
+    assert not any("4242" in line for line in processes)
+    assert len(processes) <= 4  # the launcher, the subshell and python: its own processes only
+    assert seen["host_paths"] == []
+    assert seen["hostname"] == "dyno"  # the stack's /etc/hostname, not the host's
+    assert seen["root_home"] in ([], "unreadable")
+
+
+def test_a_fork_bomb_is_stopped_by_pids_max_while_a_neighbour_keeps_answering(
+    env: tuple[RuncRuntime, str],
+) -> None:
+    runtime, slug = env
+    web, web_pid = neighbour(runtime, slug)
+    bomb = runtime.start(spec(slug, 'python3 -c "$BOMB"', env={"BOMB": FORK_BOMB}))
+    wait_for(lambda: pids_of(runtime, bomb.spec.id) >= 256, what="the bomb reaching pids.max")
+    usage = runtime.usage(bomb.spec.id)
+    assert usage is not None and usage.pids == usage.pids_limit == 256
+    latencies = [ask(web_pid, web.port) for _ in range(5)]
+    assert max(latencies) < 3.0, latencies
+    assert current(runtime, web.spec.id).state == "running"
+    started = time.monotonic()
+    runtime.stop(bomb.spec.id, timeout=1)
+    assert time.monotonic() - started < 15
+    assert runtime.usage(bomb.spec.id) is None
+    ask(web_pid, web.port)
+
+
+def test_a_memory_hog_is_killed_at_its_limit_while_a_neighbour_keeps_answering(
+    env: tuple[RuncRuntime, str],
+) -> None:
+    runtime, slug = env
+    web, web_pid = neighbour(runtime, slug)
+    hog = runtime.start(spec(slug, 'python3 -c "$HOG"', env={"HOG": MEMORY_HOG}))
+    wait_for(lambda: current(runtime, hog.spec.id).state == "exited", 60, "the hog's end")
+    assert current(runtime, hog.spec.id).exit_code == 137  # SIGKILL from the kernel's OOM killer
+    usage = runtime.usage(hog.spec.id)
+    assert usage is not None and usage.oom_kills >= 1
+    assert "MemoryError" not in output_of(runtime, hog.spec.id)
+    assert ask(web_pid, web.port) < 3.0
+    assert current(runtime, web.spec.id).state == "running"
