@@ -339,7 +339,6 @@ class _Guard:
         self.timeout = timeout
         self.started = time.monotonic()
         self.next_walk = self.started
-        self.at_limit = 0
 
     def check(self) -> None:
         limits = self.sandbox.limits
@@ -352,8 +351,7 @@ class _Guard:
             )
         if self.sandbox.uid is not None:
             tasks = sum(t.threads for t in _tasks_of(self.sandbox.uid))
-            self.at_limit = self.at_limit + 1 if tasks >= limits.max_processes else 0
-            if self.at_limit >= 2:
+            if tasks >= limits.max_processes:  # the kernel refuses its next fork
                 raise CompileError(
                     f"{self.what} was stopped: it ran {limits.max_processes} processes and "
                     "threads at once, the limit for a build (setting build.max_processes, "
