@@ -8,6 +8,7 @@ import http.client
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -771,3 +772,238 @@ def test_an_idle_eco_web_dyno_sleeps_and_a_wake_starts_it_again(
     ]
     positions = [text.rindex(line) for line in expected]
     assert positions == sorted(positions)
+
+
+# -- one-off dynos -----------------------------------------------------------------------------------
+
+ONE_OFF_ID = "5d7c1c0e-0000-4000-8000-000000004821"
+
+
+def one_off(
+    slug: str, command: str, *, ttl: float = 3600, attach: bool = False, tty: bool = True
+) -> DesiredDyno:
+    return replace(
+        want(slug, 4821, kind="run", command=command, env={"COLUMNS": "100", "LINES": "30"}),
+        kind="one-off",
+        dyno_id=ONE_OFF_ID,
+        time_to_live=ttl,
+        attach=attach,
+        tty=tty,
+    )
+
+
+def test_a_detached_one_off_dyno_runs_once_and_its_output_goes_to_the_logs(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [one_off(slug, "echo hello from $DYNO; exit 0")]
+    reports: list[DynoReport] = []
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        await rounds_until(manager, lambda: plane.last.get("run.4821", None) is not None)
+        await rounds_until(manager, lambda: plane.last["run.4821"].state == "down")
+        for _ in range(5):
+            await manager.tick()
+        await manager.close()
+        reports.append(plane.last["run.4821"])
+        # a restarted agent does not run it again either, even after the runtime forgot it
+        runtime.stop(ONE_OFF_ID, timeout=1)
+        restarted = manager_for(agent_settings, runtime, plane, clock)
+        for _ in range(3):
+            await restarted.tick()
+        await restarted.close()
+
+    asyncio.run(scenario())
+    text = log_text(agent_settings)
+    assert text.count("heroku[run.4821]: Starting process with command") == 1
+    assert "app[run.4821]: hello from run.4821" in text
+    assert "heroku[run.4821]: Process exited with status 0" in text
+    assert "heroku[run.4821]: State changed from starting to complete" in text
+    (report,) = reports
+    assert (report.id, report.kind, report.state) == (ONE_OFF_ID, "one-off", "down")
+    assert report.command == "echo hello from $DYNO; exit 0"
+    assert runtime.list() == []
+
+
+def test_a_one_off_dyno_that_is_no_longer_wanted_is_forgotten(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [one_off(slug, "exit 4")]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        await rounds_until(
+            manager, lambda: getattr(plane.last.get("run.4821"), "state", "") == "crashed"
+        )
+        plane.desired = []  # the control plane saw it end
+        await manager.tick()
+        await manager.settle()
+        await manager.tick()
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert runtime.list() == []
+    assert plane.last == {}
+    assert "heroku[run.4821]: State changed from starting to crashed" in log_text(agent_settings)
+
+
+def test_a_one_off_dyno_is_stopped_at_its_time_to_live_and_reported_down(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [one_off(slug, "exec sleep 300", ttl=600)]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "run.4821"))
+        clock.advance(600)
+        await manager.tick()
+        await manager.settle()
+        await manager.tick()
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert runtime.list() == []
+    assert plane.last["run.4821"].state == "down"
+    text = log_text(agent_settings)
+    assert "heroku[run.4821]: Time to live of 600 seconds reached" in text
+    assert "heroku[run.4821]: Stopping all processes with SIGTERM" in text
+
+
+class FakeRendezvous:
+    """The rendezvous service's Unix socket: takes the terminal the agent hands over."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(1)
+        self.sock.settimeout(20)
+
+    def take(self) -> tuple[str, int]:
+        conn, _ = self.sock.accept()
+        with conn:
+            message, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+            conn.sendall(b"ok\n")
+        return message.decode().strip(), fds[0]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def read_until(fd: int, marker: bytes, timeout: float = 15) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while marker not in data:
+        assert time.monotonic() < deadline, f"no {marker!r} in {data!r}"
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the dyno's side is closed
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def test_an_attached_one_off_dyno_talks_through_the_terminal_it_hands_over(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    rendezvous = FakeRendezvous(agent_settings.rendezvous_socket)
+    command = 'read -r name; echo "hello $name on $(tty) size $(stty size)"; exit 7'
+    plane.desired = [one_off(slug, command, attach=True)]
+    seen: dict[str, bytes] = {}
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        taking = asyncio.create_task(asyncio.to_thread(rendezvous.take))
+        await rounds_until(manager, taking.done)
+        message, master = taking.result()
+        assert message == f"attach {ONE_OFF_ID}"
+        os.write(master, b"dyno\n")
+        await rounds_until(
+            manager, lambda: getattr(plane.last.get("run.4821"), "state", "") == "crashed"
+        )
+        seen["output"] = await asyncio.to_thread(read_until, master, b"size")
+        seen["end"] = await asyncio.to_thread(read_until, master, b"never")  # EIO once it ended
+        os.close(master)
+        await manager.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        rendezvous.close()
+    assert b"dyno\r\n" in seen["output"]  # echoed: it is a terminal
+    assert b"hello dyno on /dev/pts/" in seen["output"]
+    assert b"size 30 100" in seen["output"] + seen["end"]
+    text = log_text(agent_settings)
+    assert "app[run.4821]" not in text  # attached: only start and stop reach the logs
+    assert "heroku[run.4821]: Process exited with status 7" in text
+    assert plane.last["run.4821"].command == command
+
+
+def test_an_attached_one_off_dyno_whose_client_leaves_is_stopped(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    rendezvous = FakeRendezvous(agent_settings.rendezvous_socket)
+    plane.desired = [one_off(slug, "trap '' HUP; exec sleep 300", attach=True)]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        taking = asyncio.create_task(asyncio.to_thread(rendezvous.take))
+        await rounds_until(manager, lambda: taking.done() and all_up(plane, "run.4821"))
+        _, master = taking.result()
+        os.close(master)  # the client went away: the rendezvous service closes the terminal
+        await rounds_until(manager, lambda: plane.last["run.4821"].state == "down")
+        await manager.settle()
+        await manager.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        rendezvous.close()
+    assert runtime.list() == []
+    text = log_text(agent_settings)
+    assert "heroku[run.4821]: The attached client went away" in text
+
+
+def test_an_attached_one_off_dyno_without_a_rendezvous_service_fails_to_start(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [one_off(slug, "bash", attach=True)]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        for _ in range(4):
+            await manager.tick()
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert runtime.list() == []
+    assert plane.last["run.4821"].state == "crashed"
+    assert log_text(agent_settings).count("heroku[run.4821]: Starting process") == 1

@@ -197,9 +197,9 @@ class DynoManager:
         await self._watch_memory(dynos)
         await self._observe(dynos)
         self._stop_abandoned(dynos)
+        self._release_terminals(listed)  # before starting: a new dyno's terminal is not listed yet
         if self.desired is not None:
             await self._reconcile(self.desired, dynos)
-        self._release_terminals(listed)
         self._save_offsets()
         self._save_one_offs()
         await self._report([d for d in dynos if d.spec.id not in self._stopping])
