@@ -8,7 +8,10 @@ import asyncio
 import logging
 import os
 import shlex
+import signal
+import socket
 import stat
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -523,6 +526,44 @@ def test_each_connection_is_logged_with_account_app_service_and_outcome(
     lines = logged()
     for fragment in expected:
         assert any(fragment in line for line in lines), (fragment, lines)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_git_ssh_role_serves_until_sigterm(
+    platform: Platform, app: App, owner_key: KeyPair, worktree: WorkTree, tmp_path: Path
+) -> None:
+    """``python -m dockyard.serve git-ssh``: what ``dockyard up`` starts."""
+    sha = seed(platform, app, worktree)
+    bound = _free_port()
+    env = {**os.environ, **platform.settings.to_env(), "DOCKYARD_GIT_SSH_PORT": str(bound)}
+    log = (tmp_path / "git-ssh.log").open("wb")
+    argv = [sys.executable, "-m", "dockyard.serve", "git-ssh"]
+    server = proc.spawn(argv, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # start-up wait only
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", bound)) == 0:
+                    break
+            assert server.poll() is None and time.monotonic() < deadline, "git-ssh did not start"
+            time.sleep(0.05)
+        listed = use_key(worktree, owner_key).git("ls-remote", url(bound, app.name))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+        log.close()
+
+    assert f"{sha}\trefs/heads/main" in listed.text
+    assert code == 0
+    key_file = platform.settings.ssh_host_key_file
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    output = (tmp_path / "git-ssh.log").read_text()
+    assert f"git over SSH listening on 127.0.0.1:{bound}" in output
 
 
 def test_the_host_key_is_made_once_and_readable_by_its_owner_only(tmp_path: Path) -> None:

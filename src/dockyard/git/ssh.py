@@ -216,7 +216,7 @@ class _Connection(asyncssh.SSHServer):
         self._candidate: Account | None = None
         self.app = "-"
         self.service = "-"
-        self.outcome = "authentication failed"
+        self.outcome = "closed before authentication"
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         peer = conn.get_extra_info("peername")
@@ -237,6 +237,7 @@ class _Connection(asyncssh.SSHServer):
     # -- authentication: public keys registered through /account/keys, nothing else --------------
 
     def begin_auth(self, username: str) -> bool:
+        self.outcome = "authentication failed"
         return True
 
     def password_auth_supported(self) -> bool:
