@@ -57,11 +57,9 @@ def area(tmp_path: Path) -> Path:
     return path
 
 
-def _refused(area: Path, data: bytes, **limits: int) -> str:
+def _refused(area: Path, data: bytes, *, max_files: int = 100_000) -> str:
     with pytest.raises(BuildError) as caught:
-        extract_tarball(
-            io.BytesIO(data), area / "src", max_bytes=limits.pop("max_bytes", MB), **limits
-        )
+        extract_tarball(io.BytesIO(data), area / "src", max_bytes=MB, max_files=max_files)
     assert list(area.iterdir()) == []  # no target, no spool, nothing beside them
     return caught.value.message
 

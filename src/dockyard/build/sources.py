@@ -6,8 +6,8 @@ and tarballs fetched over the network into a cache.
 - a built-in buildpack's name (``heroku/python``), its short name (``python``),
   ``urn:buildpack:heroku/python``, or the URL of Heroku's own buildpack for it (GitHub or the
   buildpack registry) — Dockyard builds with its built-in instead of fetching Heroku's;
-- an absolute path of a directory holding a classic buildpack (``file://`` URLs of such a
-  directory too);
+- an absolute path of a directory holding a classic buildpack (a ``file://`` URL of a directory
+  that is not a git repository too);
 - a git URL (``https://``, ``http://``, ``file://``; ``#ref`` names a branch, tag or commit),
   cloned shallowly with a timeout and a size limit;
 - an ``http(s)`` URL ending in ``.tgz`` or ``.tar.gz``, unpacked with ``extract_tarball``.
@@ -213,6 +213,7 @@ class _Fetcher:
         if code != 0:
             detail = "\n".join(line for line in lines[-5:] if line.strip())
             raise BuildError(f"Buildpack {url} could not be fetched with git: {detail}")
+        watch()  # a small repository can be cloned between two checks
 
 
 def resolve_buildpacks(
@@ -253,12 +254,13 @@ def resolve_buildpacks(
 
 def _local_path(reference: str) -> Path | None:
     """The directory a reference names on this server: an absolute path, or a ``file://`` URL
-    of a directory that holds a buildpack (other ``file://`` URLs are git repositories)."""
+    of a directory that is not a git repository (``file://`` URLs of git repositories, and any
+    with a ``#ref``, are cloned like remote ones)."""
     if reference.startswith("/"):
         return Path(reference)
     parts = urlsplit(reference)
-    if parts.scheme == "file" and not parts.fragment:
-        path = Path(unquote(parts.path))
-        if (path / "bin" / "compile").is_file():
-            return path
-    return None
+    if parts.scheme != "file" or parts.fragment:
+        return None
+    path = Path(unquote(parts.path))
+    is_git = (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+    return path if path.is_dir() and not is_git else None
