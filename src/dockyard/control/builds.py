@@ -195,6 +195,7 @@ class _Job:
                 output=output,
                 build_id=self.build.id,
                 lock=False,
+                buildpack_urls=self.build.buildpacks,
             )
         finally:
             lock.release()

@@ -24,6 +24,7 @@ from dockyard.build.buildpack import Buildpack
 from dockyard.build.buildpacks import builtin_buildpacks
 from dockyard.build.output import BuildOutput, human_size
 from dockyard.build.pipeline import BuildPipeline
+from dockyard.build.sources import resolve_buildpacks
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.control.releases import (
@@ -168,11 +169,14 @@ def build_and_release(
     buildpacks: Sequence[Buildpack] | None = None,
     build_id: str | None = None,
     lock: bool = True,
+    buildpack_urls: Sequence[str] | None = None,
 ) -> Release:
     """Build ``source_dir`` (an exported source tree, left untouched) into a slug and release it.
 
-    ``buildpacks`` is the ordered list to run (``resolve_buildpacks`` turns references into
-    buildpacks); None means the built-in ones, detected. With ``lock`` the app's build lock is
+    ``buildpacks`` is the ordered list to run. Without it, ``buildpack_urls`` (the Build API's
+    ``buildpacks``) are used, else the app's buildpack installations, else app.json's
+    ``buildpacks``, all resolved with ``resolve_buildpacks``; with none of them the built-in
+    buildpacks detect the app. With ``lock`` the app's build lock is
     taken here (``ConflictError`` when another build of the app runs); pass ``lock=False`` when
     the caller already holds ``build_lock(platform, app)``. With ``build_id`` that build record is
     finished: ``succeeded`` with its slug and release, or ``failed`` with the output and the error
@@ -188,7 +192,11 @@ def build_and_release(
             raise
     try:
         try:
-            plan = plan_deploy(platform, app, source_dir)
+            plan = plan_deploy(platform, app, source_dir, buildpacks=buildpack_urls)
+            if buildpacks is None and plan.buildpacks is not None:
+                buildpacks = resolve_buildpacks(
+                    plan.buildpacks, platform.settings.cache_dir / "buildpacks", output
+                )
             with platform.store.read() as tx:
                 config = {**tx.get_config(app.id), **plan.env}
             release = _build_and_release(
