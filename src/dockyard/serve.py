@@ -1,10 +1,11 @@
 """The composition root: every long-running Dockyard process starts here.
 
-    python -m dockyard.serve up        # the supervisor: API, router, agent, git-ssh as children
+    python -m dockyard.serve up        # the supervisor: API, router, agent, git-ssh, rendezvous
     python -m dockyard.serve api       # the Platform API (and git smart HTTP) under uvicorn
     python -m dockyard.serve router    # the HTTP router
     python -m dockyard.serve agent     # the dyno manager of this host
     python -m dockyard.serve git-ssh   # git over SSH (asyncssh), port 2222 by default
+    python -m dockyard.serve rendezvous  # joins `run` clients to one-off dynos (TLS, port 5001)
     python -m dockyard.serve admin create-user EMAIL
     python -m dockyard.serve migrate
     python -m dockyard.serve stack-build [--variant run|build]
@@ -32,7 +33,7 @@ from dockyard.errors import DockyardError
 from dockyard.settings import Settings, load_settings
 
 log = logging.getLogger("dockyard.serve")
-ROLES = ("api", "router", "agent", "git-ssh")
+ROLES = ("api", "router", "agent", "git-ssh", "rendezvous")
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "asyncssh")
 """Libraries that log every request, connection or migration step at INFO."""
@@ -68,6 +69,12 @@ def run_agent(settings: Settings) -> None:
 
 def run_git_ssh(settings: Settings) -> None:
     from dockyard.git.ssh import main
+
+    main(settings)
+
+
+def run_rendezvous(settings: Settings) -> None:
+    from dockyard.rendezvous.server import main
 
     main(settings)
 
@@ -305,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "router": run_router,
             "agent": run_agent,
             "git-ssh": run_git_ssh,
+            "rendezvous": run_rendezvous,
         }
         runners[args.command](settings)
         return 0
