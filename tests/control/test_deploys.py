@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +19,17 @@ from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.context import STACK, Platform
 from dockyard.control.deploys import BuildLock, deploy_push, deployable_ref, export_commit
 from dockyard.control.releases import append_release
-from dockyard.errors import ConflictError, NotFoundError, ProcfileError, PushRejectedError
+from dockyard.errors import (
+    CompileError,
+    ConflictError,
+    DetectError,
+    NotFoundError,
+    ProcfileError,
+    PushRejectedError,
+)
 from dockyard.slug.image import extract_image
 from dockyard.store.records import App
+from tests.conftest import make_settings
 
 ZERO = "0" * 40
 PROCFILE = "web: python3 -m http.server $PORT\n"
@@ -330,3 +341,150 @@ def test_a_pusher_who_hangs_up_gets_no_release_and_a_failed_build(
         [build] = tx.list_builds(app.id)
     assert build.status == "failed"
     assert "Internal error while building" in build.output
+
+
+# Hostile repositories: each is refused with its message and leaves nothing behind.
+
+
+def _fast_import(repo: Repo, path: bytes, content: bytes = b"x\n") -> str:
+    stream = (
+        b"commit refs/heads/hostile\ncommitter Dev <dev@example.com> 0 +0000\ndata 7\nhostile\n"
+        b"M 100644 inline "
+        + path
+        + b"\ndata "
+        + str(len(content)).encode()
+        + b"\n"
+        + content
+        + b"\n"
+    )
+    proc.run(["git", "fast-import", "--quiet"], cwd=repo.path, env=repo.env, input=stream)
+    return repo.git("rev-parse", "refs/heads/hostile")
+
+
+def _export_refused(repo: Repo, sha: str, tmp_path: Path, **limits: int) -> str:
+    area = tmp_path / "area"
+    area.mkdir()
+    with pytest.raises(PushRejectedError) as caught:
+        export_commit(repo.path, sha, area / "src", max_bytes=limits.get("max_bytes", 1 << 20),
+                      max_files=limits.get("max_files", 100_000))  # fmt: skip
+    assert list(area.iterdir()) == []
+    return caught.value.message
+
+
+def test_a_directory_10000_levels_deep_is_refused(repo: Repo, tmp_path: Path) -> None:
+    sha = _fast_import(repo, b"/".join([b"d"] * 10_000) + b"/f")
+    message = _export_refused(repo, sha, tmp_path)
+    # git archive overflows its stack on such a tree; either way the message names the limit.
+    assert "nest" in message
+    assert "more than 100 levels deep" in message
+
+
+def test_a_directory_deeper_than_the_limit_is_refused(repo: Repo, tmp_path: Path) -> None:
+    sha = _fast_import(repo, b"/".join([b"d"] * 150) + b"/f")
+    message = _export_refused(repo, sha, tmp_path)
+    assert message.startswith("The repository nests directories more than 100 levels deep")
+
+
+def test_a_file_name_that_is_not_utf8_is_refused(repo: Repo, tmp_path: Path) -> None:
+    sha = _fast_import(repo, b"caf\xe9.txt")
+    message = _export_refused(repo, sha, tmp_path)
+    assert message.startswith(
+        "The repository contains a file name that is not valid UTF-8: 'caf\\xe9.txt'"
+    )
+
+
+def test_a_decompression_bomb_is_refused_on_its_declared_size(repo: Repo, tmp_path: Path) -> None:
+    sha = _fast_import(repo, b"zeros", bytes(8 << 20))  # 8 MB that git stores in a few KB
+    message = _export_refused(repo, sha, tmp_path)
+    assert message.startswith("The repository is larger than 1.0M unpacked, the limit for a build")
+
+
+def test_git_archive_itself_cannot_write_past_the_limit(repo: Repo, tmp_path: Path) -> None:
+    sha = _fast_import(repo, b"zeros", bytes(8 << 20))
+    message = _export_refused(repo, sha, tmp_path, max_files=1)
+    assert message.startswith("The repository is larger than 1.0M unpacked")
+
+
+def test_a_repository_without_a_detectable_app_names_what_was_looked_for(
+    platform: Platform, app: App, owner: NewUser, repo: Repo
+) -> None:
+    sha = repo.commit({"README.md": "just words\n"})
+    lines: list[str] = []
+
+    with pytest.raises(DetectError):
+        deploy_push(
+            platform, app.id, owner.account.id, [(ZERO, sha, "refs/heads/main")], repo.path,
+            BuildOutput(lines.append),
+        )  # fmt: skip
+
+    assert any(line.startswith(" !     No buildpack recognised the app: ") for line in lines)
+    assert any("looks for a Procfile in the repository root" in line for line in lines)
+    with platform.store.read() as tx:
+        [build] = tx.list_builds(app.id)
+    assert build.status == "failed"
+    assert _versions(platform, app) == [1]
+
+
+@pytest.fixture
+def reachable(tmp_path: Path) -> Iterator[Path]:
+    """A data directory that build users can reach, so that builds run as one (pytest's own
+    temporary directories are closed to other users)."""
+    base = Path(tempfile.mkdtemp(prefix="dockyard-deploys-"))
+    base.chmod(0o711)
+    try:
+        yield base / "data"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="build users need root")
+@pytest.mark.parametrize(
+    ("compile_body", "message"),
+    [
+        (
+            "python3 -c 'import os\nwhile True:\n  try: os.fork()\n  except OSError: pass'\n",
+            "was stopped: it ran 32 processes and threads at once",
+        ),
+        (
+            'i=0\nwhile :; do head -c 65536 /dev/zero > "$1/f$i"; i=$((i + 1)); done\n',
+            "was stopped: the build used more than 2.0M of disk space",
+        ),
+    ],
+    ids=["fork-bomb", "disk-filler"],
+)
+def test_a_hostile_buildpack_is_stopped_and_the_current_release_stays(
+    reachable: Path, repo: Repo, tmp_path: Path, compile_body: str, message: str
+) -> None:
+    settings = make_settings(
+        reachable, DOCKYARD_BUILD_MAX_PROCESSES="32", DOCKYARD_BUILD_DISK_BYTES=str(2 << 20)
+    )
+    platform = Platform.open(settings)
+    try:
+        owner = create_user(platform, "owner@example.com")
+        with platform.store.transaction() as tx:
+            app = tx.create_app("shipit", owner.account.id, STACK)
+            append_release(tx, app, slug_id=None, config={}, description="Initial release",
+                           user=owner.account)  # fmt: skip
+        buildpack = tmp_path / "hostile"
+        (buildpack / "bin").mkdir(parents=True)
+        for name, body in {"detect": "echo Hostile\n", "compile": compile_body}.items():
+            (buildpack / "bin" / name).write_text(f"#!/bin/sh\n{body}")
+            (buildpack / "bin" / name).chmod(0o755)
+        sha = repo.commit({"Procfile": PROCFILE})
+        lines: list[str] = []
+
+        with pytest.raises(CompileError):
+            deploy_push(
+                platform, app.id, owner.account.id, [(ZERO, sha, "refs/heads/main")], repo.path,
+                BuildOutput(lines.append), buildpacks=[ClassicBuildpack(buildpack)],
+            )  # fmt: skip
+
+        assert any(message in line for line in lines)
+        assert not any("run as root" in line for line in lines)
+        assert _versions(platform, app) == [1]
+        leftovers = [
+            p.name for p in settings.build_dir.iterdir() if p.name not in ("locks", "uids")
+        ]
+        assert leftovers == []
+    finally:
+        platform.close()

@@ -353,6 +353,12 @@ def export_commit(
         except CommandError as exc:
             if exc.returncode == -signal.SIGXFSZ:
                 raise PushRejectedError(too_large) from exc
+            if exc.returncode is not None and exc.returncode < 0:  # git itself crashed
+                raise PushRejectedError(
+                    f"Commit {sha[:8]} could not be exported: git archive crashed "
+                    f"({signal.Signals(-exc.returncode).name}) — is a directory nested more than "
+                    f"{max_depth} levels deep? Flatten the tree"
+                ) from exc
             raise PushRejectedError(f"Could not read commit {sha[:8]}: {exc.message}") from exc
         try:
             extract_tarball(
