@@ -3,7 +3,10 @@ in the log, the timeout, and config changes and rollbacks that run it in the bac
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,13 @@ from dockyard.build.output import BuildOutput
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.config import update_config
 from dockyard.control.context import STACK, Platform
-from dockyard.control.releasephase import KIND_LABEL, run_release_phase
+from dockyard.control.releasephase import (
+    INTERRUPTED,
+    KIND_LABEL,
+    SUPERVISOR_LABEL,
+    recover,
+    run_release_phase,
+)
 from dockyard.control.releases import append_release, rollback
 from dockyard.runtime.base import DynoSpec, RunningDyno
 from dockyard.runtime.process import ProcessRuntime
@@ -249,6 +258,45 @@ def test_one_off_processes_carry_the_label_the_dyno_manager_skips(
     assert (spec.name, spec.process_type, dict(spec.labels)) == (
         "release.2",
         "release",
-        {KIND_LABEL: "release"},
+        {KIND_LABEL: "release", SUPERVISOR_LABEL: str(os.getpid())},
     )
     assert spec.env == {"MODE": "blue"}
+
+
+def test_recovery_fails_release_phases_nobody_supervises(
+    platform: Platform, app: App, owner: NewUser, tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    orphan = release_of(platform, app, make_slug(platform, tmp_path, MIGRATE_OK, "true"), owner)
+    watched = release_of(platform, app, make_slug(platform, tmp_path, MIGRATE_OK, "true"), owner)
+    assert watched.slug_id is not None
+    supervisor = subprocess.Popen(["sleep", "60"])  # stands in for a git hook that still waits
+    try:
+        with platform.store.read() as tx:
+            digest = tx.get_slug(watched.slug_id).digest
+        spec = DynoSpec(
+            id=str(uuid.uuid4()),
+            app_id=app.id,
+            app_name=app.name,
+            name=f"release.{watched.version}",
+            process_type="release",
+            release_version=int(watched.version),
+            slug_digest=digest,
+            command="sleep 60",
+            env={},
+            size="standard-1x",
+            labels={KIND_LABEL: "release", SUPERVISOR_LABEL: str(supervisor.pid)},
+        )
+        runtime.start(spec)
+
+        assert [r.version for r in recover(platform, runtime=runtime)] == [orphan.version]
+        with platform.store.read() as tx:
+            assert tx.get_release(app.id, orphan.version).output.endswith(INTERRUPTED)
+            assert tx.get_release(app.id, watched.version).status == "pending"
+
+        supervisor.kill()
+        supervisor.wait()
+        assert [r.version for r in recover(platform, runtime=runtime)] == [watched.version]
+        assert [d.state for d in runtime.list()] == []
+    finally:
+        supervisor.kill()
+        supervisor.wait()

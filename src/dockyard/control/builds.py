@@ -290,3 +290,28 @@ def purge_cache(platform: Platform, account: Account, app_ref: str) -> App:
         lock.release()
     platform.log(app.id, "heroku", "api", f"Build cache purged by {account.email}")
     return app
+
+
+def recover(platform: Platform) -> list[str]:
+    """Fail the Build API builds the API process was running when it stopped (their output files
+    are left behind). Run at start-up of the API, before it accepts builds. Returns their ids."""
+    directory = output_file(platform, "x").parent
+    if not directory.is_dir():
+        return []
+    failed = []
+    with platform.store.transaction() as tx:
+        pending = {
+            b.id: b
+            for app in tx.list_apps()
+            for b in tx.list_builds(app.id)
+            if b.status == "pending"
+        }
+        for path in directory.glob("*.log"):
+            build = pending.get(path.stem)
+            if build is not None:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                note = " !     The build was interrupted (the API restarted); start it again\n"
+                tx.finish_build(build.id, status="failed", output=text + note)
+                failed.append(build.id)
+            path.unlink(missing_ok=True)
+    return failed

@@ -48,6 +48,8 @@ KIND_LABEL = "dockyard.kind"
 """Label on the processes run here; its value is their process type (``release``,
 ``postdeploy``). The dyno manager leaves such dynos alone: they belong to no formation and are not
 the one-off dynos (``one-off``) it starts itself."""
+SUPERVISOR_LABEL = "dockyard.supervisor"
+"""Label holding the id of the process that waits for a release phase (the API, or a git hook)."""
 _READ_LIMIT = 1 << 16
 _MAX_LINE = 64 << 10
 
@@ -148,7 +150,7 @@ def run_one_off(
         command=command,
         env=dict(release.config),
         size=size or DEFAULT_SIZE,
-        labels={KIND_LABEL: process_type},
+        labels={KIND_LABEL: process_type, SUPERVISOR_LABEL: str(os.getpid())},
     )
     platform.log(app.id, "heroku", name, f"Starting process with command `{command}`")
     try:
@@ -353,3 +355,53 @@ def follow_output(
             time.sleep(FOLLOW_POLL)
 
     return follow_file(output_path(platform, release_id), recorded)
+
+
+INTERRUPTED = (
+    "The release phase was interrupted (the platform restarted while it ran); "
+    "deploy, roll back or change a config var to release again.\n"
+)
+
+
+def recover(platform: Platform, *, runtime: Runtime | None = None) -> list[Release]:
+    """Fail the pending releases whose release phase nobody waits for any more: its process is gone,
+    or the process that supervised it (the API before a restart, a git hook) has died, or it has
+    run longer than its timeout allows; such processes are stopped. Run at start-up of the API,
+    whose background threads supervise release phases. Returns the releases failed."""
+    runtime = runtime or load_runtime(platform.settings)
+    running: dict[tuple[str, int], RunningDyno] = {}
+    for seen in runtime.list():
+        if seen.spec.labels.get(KIND_LABEL) == RELEASE_TYPE and seen.state == "running":
+            running[(seen.spec.app_id, seen.spec.release_version)] = seen
+    limit = platform.settings.build.release_phase_timeout + 600
+    with platform.store.read() as tx:
+        pending = [
+            r for app in tx.list_apps() for r in tx.list_releases(app.id) if r.status == "pending"
+        ]
+    failed = []
+    for release in pending:
+        dyno = running.get((release.app_id, int(release.version)))
+        age = (platform.clock.now() - release.created_at).total_seconds()
+        if dyno is not None and age <= limit and _alive(dyno.spec.labels.get(SUPERVISOR_LABEL)):
+            continue  # still supervised (a git push's hook)
+        if dyno is not None:
+            runtime.stop(dyno.spec.id, timeout=platform.settings.agent.stop_timeout)
+        with contextlib.suppress(DockyardError), platform.store.transaction() as tx:
+            failed.append(
+                tx.finish_release(release.id, status="failed", output=release.output + INTERRUPTED)
+            )
+        output_path(platform, release.id).unlink(missing_ok=True)
+        platform.log(release.app_id, "heroku", "api", f"Release v{release.version} interrupted")
+    return failed
+
+
+def _alive(pid_text: str | None) -> bool:
+    if not pid_text or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False  # this process has just started: it supervises nothing yet
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
