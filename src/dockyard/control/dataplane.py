@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from dockyard.control.context import Platform
+from dockyard.control.oneoff import live_one_offs
 from dockyard.domain.dataplane import Backend, DesiredDyno, DynoReport, Route, RouteTable
 from dockyard.errors import NotFoundError
 from dockyard.store import Tx
@@ -46,12 +47,12 @@ def _desired_for_app(tx: Tx, app_id: str) -> list[DesiredDyno]:
     return dynos
 
 
-def _one_offs(tx: Tx) -> list[DesiredDyno]:
+def _one_offs(tx: Tx, now: datetime) -> list[DesiredDyno]:
     """The one-off dynos still wanted, each in the slug and config of the release it was asked for
     in, plus the variables of its request."""
     dynos = []
     apps = {app.id: app for app in tx.list_apps()}
-    for one_off in tx.list_one_off_dynos(states=["pending"]):
+    for one_off in live_one_offs(tx, None, now):
         app = apps.get(one_off.app_id)
         if app is None:
             continue
@@ -89,7 +90,7 @@ def desired_dynos(platform: Platform, host: str) -> list[DesiredDyno]:
     del host
     with platform.store.read() as tx:
         formation = [d for app in tx.list_apps() for d in _desired_for_app(tx, app.id)]
-        return formation + _one_offs(tx)
+        return formation + _one_offs(tx, platform.clock.now())
 
 
 _SERVING = frozenset({"up", "starting"})
