@@ -142,6 +142,7 @@ class BuildPipeline:
                 if sandbox.warning:
                     output.error(sandbox.warning)
                 for path in (build_dir, build_cache, env_dir):
+                    os.chmod(path, 0o700)  # builds of other apps run as other users
                     sandbox.grant(path)
                 result = self._build(
                     build_dir, build_cache, env_dir, sandbox, commit, output, buildpacks, stack,
@@ -243,7 +244,7 @@ class BuildPipeline:
         """Each buildpack with a private directory of its own; classic buildpacks run from a
         copy of themselves there, in the sandbox."""
         root = sandbox.scratch / "buildpacks"
-        root.mkdir()
+        root.mkdir(mode=0o700)
         sandbox.grant(root)
         prepared: list[tuple[Buildpack, Path]] = []
         for index, buildpack in enumerate(buildpacks):
