@@ -150,6 +150,12 @@ class _Job:
         self.path = path
 
     def run(self) -> None:
+        try:
+            self._run()
+        except Exception:  # a worker thread must never die with an unhandled error
+            log.exception("build %s of %s could not run", self.build.id, self.app.name)
+
+    def _run(self) -> None:
         with self.path.open("a", encoding="utf-8") as stream:
 
             def write(line: str) -> None:
@@ -163,7 +169,10 @@ class _Job:
             except Exception as exc:
                 if not isinstance(exc, DockyardError):
                     log.exception("build %s of %s failed", self.build.id, self.app.name)
-                self._finish_failed(output, exc)
+                try:
+                    self._finish_failed(output, exc)
+                except Exception:  # the platform may be shutting down; recover() handles it
+                    log.exception("could not record the failure of build %s", self.build.id)
             finally:
                 self.path.unlink(missing_ok=True)
 

@@ -290,10 +290,13 @@ def start_in_background(
             finished, _reason = run_release_phase(platform, app, release)
         except Exception:
             log.exception("release phase of %s v%s failed to run", app.name, release.version)
-            with contextlib.suppress(DockyardError), platform.store.transaction() as tx:
-                tx.finish_release(
-                    release.id, status="failed", output="The release phase could not run.\n"
-                )
+            try:
+                with platform.store.transaction() as tx:
+                    tx.finish_release(
+                        release.id, status="failed", output="The release phase could not run.\n"
+                    )
+            except Exception:  # the platform may be shutting down; recover() handles it
+                log.exception("could not record the failure of v%s", release.version)
             return
         if then is not None:
             then(finished)
