@@ -1,15 +1,20 @@
 """The dyno sandbox, checked from inside real runc dynos (root, the real stack image; security requirements
 24 and 25).
 
-Dynos here have loopback-only network namespaces (no ``DynoNetwork``), so a neighbour's HTTP server is asked
-from inside its own network namespace (``nsenter --net``); the firewall rules between dynos are tested in
-``test_network_isolation.py``.
+Most dynos here have loopback-only network namespaces, so a neighbour's HTTP server is asked from inside its
+own network namespace (``nsenter --net``). The last tests attach dynos to a real ``DynoNetwork`` (a table and
+an address range of their own) and talk HTTP to them from the host, as the router does; the firewall rules
+themselves are tested in ``test_network_isolation.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import os
 import platform
+import shutil
 import textwrap
 import time
 from collections.abc import Iterator
@@ -19,17 +24,23 @@ import pytest
 
 from dockyard._util import proc
 from dockyard.runtime.base import RunningDyno
+from dockyard.runtime.network import DynoNetwork
 from dockyard.runtime.runc import RuncRuntime
+from dockyard.slug.store import SlugStore
 from tests.runtime.runc_support import (
     current,
     output_of,
     pids_of,
+    reachable_dir,
     requires_runc,
     run_to_end,
     runc_runtime,
+    runc_settings,
     spec,
+    stop_all,
     wait_for,
 )
+from tests.runtime.slugs import build_slug
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, requires_runc, pytest.mark.timeout(600)]
 
@@ -258,3 +269,119 @@ def test_a_memory_hog_is_killed_at_its_limit_while_a_neighbour_keeps_answering(
     assert "MemoryError" not in output_of(runtime, hog.spec.id)
     assert ask(web_pid, web.port) < 3.0
     assert current(runtime, web.spec.id).state == "running"
+
+
+PUBLIC_SERVER = textwrap.dedent(
+    """
+    import json, os
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"dyno": os.environ["DYNO"], "peer": self.client_address[0]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+    """
+)
+CONNECT = textwrap.dedent(
+    """
+    import socket, sys
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+        print("connected")
+    except OSError as exc:
+        print(f"refused {exc}")
+    """
+)
+
+
+@contextlib.contextmanager
+def networked_runtime() -> Iterator[tuple[RuncRuntime, str]]:
+    """A RuncRuntime whose dynos are attached to a DynoNetwork with its own nftables table and range."""
+    if shutil.which("nft") is None or shutil.which("ip") is None:
+        pytest.skip("needs nftables and iproute2 (scripts/bootstrap installs them)")
+    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    with reachable_dir() as base:
+        settings = runc_settings(
+            base,
+            DOCKYARD_NETWORK_TABLE=f"dysandbox{os.getpid()}",
+            DOCKYARD_NETWORK_PRIVATE_RANGE=f"10.91.{os.getpid() % 200 + 20}.0/24",
+        )
+        network = DynoNetwork(settings)
+        try:
+            runtime = RuncRuntime(settings)  # "host": sets the network up
+            slug = build_slug(base, SlugStore(settings.slugs_dir))
+            try:
+                yield runtime, slug
+            finally:
+                stop_all(runtime)
+        finally:
+            for dyno_id in network.attachments():
+                network.detach(dyno_id)
+            network.teardown_host()
+            Path("/proc/sys/net/ipv4/ip_forward").write_text(forward)
+
+
+def network_gateway(runtime: RuncRuntime) -> str:
+    network = runtime.network
+    assert isinstance(network, DynoNetwork)
+    return network.router_source()
+
+
+def get(address: str) -> dict[str, object]:
+    host, _, port = address.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        assert response.status == 200
+        result: dict[str, object] = json.loads(response.read())
+        return result
+    finally:
+        conn.close()
+
+
+def answers(address: str) -> bool:
+    try:
+        get(address)
+    except OSError:
+        return False
+    return True
+
+
+def test_a_web_dyno_on_the_dyno_network_answers_the_host_and_not_another_dyno() -> None:
+    with networked_runtime() as (runtime, slug):
+        server = {"SERVER": PUBLIC_SERVER}
+        web = runtime.start(spec(slug, 'python3 -c "$SERVER"', env=server))
+        assert web.address.startswith("10.91.") and web.address.endswith(f":{web.port}")
+        wait_for(lambda: answers(web.address), what="the web dyno answering from the host")
+        seen = get(web.address)
+        assert seen["dyno"] == "web.1"
+        assert seen["peer"] == network_gateway(runtime)  # the host's end of the dyno link
+        other = runtime.start(
+            spec(
+                slug,
+                'cat /sys/fs/cgroup/pids/pids.max; python3 -c "$CONNECT" "$TARGET" "$TARGET_PORT"',
+                app="app-b",
+                env={
+                    "CONNECT": CONNECT,
+                    "TARGET": web.address.rpartition(":")[0],
+                    "TARGET_PORT": str(web.port),
+                },
+            )
+        )
+        wait_for(lambda: current(runtime, other.spec.id).state == "exited", what="the probe's end")
+        limit, outcome = output_of(runtime, other.spec.id).splitlines()
+        assert (
+            limit == "256"
+        )  # cgroup files are there in a networked dyno too (its /sys is a tmpfs)
+        assert outcome.startswith("refused")
+        runtime.stop(web.spec.id, timeout=5)
+        assert not answers(web.address)

@@ -131,3 +131,11 @@ def test_the_seccomp_profile_is_embedded() -> None:
 
 def test_hosts_file_names_the_dyno() -> None:
     assert bundle.hosts_file_text("web.1").splitlines()[0] == "127.0.0.1\tlocalhost web.1"
+
+
+def test_sys_is_sysfs_unless_a_user_namespace_joins_a_host_made_network_namespace() -> None:
+    assert mounts(make())["/sys"]["type"] == "sysfs"
+    assert mounts(make(id_map=None, netns_path="/run/netns/dy-1"))["/sys"]["type"] == "sysfs"
+    joined = mounts(make(netns_path="/run/netns/dy-1"))
+    assert joined["/sys"]["type"] == "tmpfs"  # never a bind of the host's /sys
+    assert "/sys/fs/cgroup" in joined

@@ -114,7 +114,7 @@ def _mounts(spec: BundleSpec) -> list[dict[str, Any]]:
             "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={spec.shm_size_mb}m"],
         },
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        _sys_mount(spec),
         {
             "destination": "/sys/fs/cgroup",
             "type": "cgroup",
@@ -156,6 +156,25 @@ def _mounts(spec: BundleSpec) -> list[dict[str, Any]]:
             }
         )
     return mounts
+
+
+def _sys_mount(spec: BundleSpec) -> dict[str, Any]:
+    """``/sys``: sysfs, read-only. The kernel lets a user namespace mount sysfs only for a network namespace
+    it owns; a dyno in a user namespace that joins a network namespace made by the host gets an empty tmpfs
+    instead (with its cgroup files below it, as everywhere), never a bind of the host's ``/sys``."""
+    if spec.id_map is not None and spec.netns_path is not None:
+        return {
+            "destination": "/sys",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "noexec", "nodev", "mode=755", "size=64k"],
+        }
+    return {
+        "destination": "/sys",
+        "type": "sysfs",
+        "source": "sysfs",
+        "options": ["nosuid", "noexec", "nodev", "ro"],
+    }
 
 
 def _namespaces(spec: BundleSpec) -> list[dict[str, str]]:

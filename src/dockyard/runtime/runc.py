@@ -116,19 +116,18 @@ class Network(Protocol):
         ...
 
 
-def default_network(settings: Settings) -> Network | None:
-    """The host's dyno network when its settings exist, set up for use (idempotent); else None, and dynos
-    get a namespace with only loopback."""
-    if getattr(settings, "network", None) is None:
-        log.warning(
-            "no dyno network on this host: each dyno gets a network namespace with only loopback, so "
-            "its $PORT cannot be reached from the host"
-        )
-        return None
+def default_network(settings: Settings) -> Network:
+    """The host's dyno network (``network.DynoNetwork``), its firewall table set up (idempotent)."""
     from dockyard.runtime.network import DynoNetwork
 
     network = DynoNetwork(settings)
-    network.setup_host()
+    try:
+        network.setup_host()
+    except DockyardError as exc:
+        raise DynoError(
+            f"cannot set up the dyno network ({exc.message}) — the runc runtime needs nftables and iproute2 "
+            "(scripts/bootstrap installs them)"
+        ) from exc
     return network
 
 
@@ -269,8 +268,8 @@ def _runc_error(log_path: Path, fallback: str) -> str:
 class RuncRuntime:
     """Sandboxed dynos run by runc; see the module docstring.
 
-    ``network``: ``"host"`` (the host's ``DynoNetwork`` when its settings exist), ``"none"`` (loopback only),
-    or a ``Network`` to use."""
+    ``network``: ``"host"`` (the host's ``DynoNetwork``, per ``[network]`` settings), ``"none"`` (loopback only:
+    tests and diagnostics), or a ``Network`` to use."""
 
     name = "runc"
     sandboxed = True
@@ -295,10 +294,12 @@ class RuncRuntime:
             settings.data_dir / "mounts", SlugStore(settings.slugs_dir), loop=True
         )
         self.stacks = stacks or StackImages(settings)
+        self.network: Network | None
         if network == "host":
             self.network = default_network(settings)
         elif network == "none":
             self.network = None
+            log.warning("dynos get a network namespace with only loopback: $PORT is not reachable")
         else:
             self.network = network
         self.runc_root = Path(options.runc_root)
