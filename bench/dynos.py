@@ -14,6 +14,7 @@ Prints one line: ``dynos: start to $PORT accepting, runc X ms, bare Y ms (median
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import statistics
@@ -137,6 +138,9 @@ def measure(
 
 
 def main() -> int:
+    logging.getLogger("dockyard").setLevel(
+        logging.ERROR
+    )  # one result line, not the runtime's notices
     if os.geteuid() != 0 or shutil.which("runc") is None:
         print("dynos: skipped (needs root and runc)")
         return 0
