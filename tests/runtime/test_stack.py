@@ -181,3 +181,11 @@ def test_stack_build_reports_an_unreachable_mirror_and_leaves_no_partial_image(
     leftovers = sorted(p.name for p in (data / "stacks").iterdir())
     assert leftovers == [".lock"]
     shutil.rmtree(data)
+
+
+def test_up_names_the_runtime_and_warns_loudly_about_process(settings: Settings) -> None:
+    process = serve.runtime_banner(settings)
+    assert process[0].split() == ["runtime", ":", "process"]
+    assert any("NOT A SANDBOX" in line for line in process)
+    runc = serve.runtime_banner(make_settings(settings.data_dir, DOCKYARD_AGENT_RUNTIME="runc"))
+    assert len(runc) == 1 and "runc (sandboxed" in runc[0]
