@@ -492,6 +492,34 @@ class PlatformClient:
         """Restart one dyno (``web.1``) or all dynos of a process type (``web``), as Heroku does."""
         self.api.request("DELETE", f"{self._app(app)}/dynos/{_segment(dyno_or_type)}")
 
+    def create_dyno(
+        self,
+        app: str,
+        command: str,
+        *,
+        attach: bool,
+        env: Mapping[str, str] | None = None,
+        size: str | None = None,
+        type: str | None = None,
+        time_to_live: int | None = None,
+        force_no_tty: bool = False,
+    ) -> Dyno:
+        """Run a one-off dyno; for an attached one, ``raw["attach_url"]`` is where to connect."""
+        body: Json = {"command": command, "attach": attach, "env": dict(env or {})}
+        if size is not None:
+            body["size"] = size
+        if type is not None:
+            body["type"] = type
+        if time_to_live is not None:
+            body["time_to_live"] = time_to_live
+        if force_no_tty:
+            body["force_no_tty"] = True
+        return Dyno.from_json(self._object("POST", f"{self._app(app)}/dynos", body))
+
+    def stop_dyno(self, app: str, dyno: str) -> None:
+        """Stop a one-off dyno (a formation dyno is restarted, as on Heroku)."""
+        self.api.request("POST", f"{self._app(app)}/dynos/{_segment(dyno)}/actions/stop")
+
     # -- domains --------------------------------------------------------------------------------
 
     def domains(self, app: str) -> list[Domain]:
