@@ -26,6 +26,7 @@ from dockyard.cli.commands import (
     logs,
     ps,
     releases,
+    run,
     up,
 )
 from dockyard.cli.context import CliContext
@@ -33,7 +34,7 @@ from dockyard.cli.output import ERROR_PREFIX
 from dockyard.errors import DockyardError
 
 INTERRUPTED = 130
-_TOPICS = (auth, apps, config, ps, releases, buildpacks, domains, logs, keys, up)
+_TOPICS = (auth, apps, config, ps, run, releases, buildpacks, domains, logs, keys, up)
 
 
 class ReportedError(click.ClickException):
