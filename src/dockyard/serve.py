@@ -43,10 +43,20 @@ def run_api(settings: Settings) -> None:
     import uvicorn
 
     from dockyard.api.app import create_app
+    from dockyard.control import builds, releasephase
     from dockyard.control.context import Platform
     from dockyard.git.http import git_routes
 
     platform = Platform.open(settings)
+    # Work the previous API process left half-done (it crashed or was killed) is failed cleanly first.
+    for build_id in builds.recover(platform):
+        log.warning("build %s was interrupted by a restart and is marked failed", build_id)
+    for release in releasephase.recover(platform):
+        log.warning(
+            "release v%d of app %s was interrupted and is marked failed",
+            release.version,
+            release.app_id,
+        )
     token = ensure_secret_file(settings.internal_token_file)
     app = create_app(platform, internal_token=token, extra_routes=git_routes(platform))
     log.info("API listening on %s (git remotes: %s/<app>.git)", settings.api_url, settings.api_url)

@@ -350,3 +350,18 @@ def test_log_sessions_stream_once(client: TestClient, alice: User) -> None:
     text = client.get(path).text
     assert "heroku[api]: Set A config var by alice@example.com" in text
     assert client.get(path).status_code == 404
+
+
+def test_the_release_type_cannot_be_scaled(
+    client: TestClient, alice: User, platform: Platform
+) -> None:
+    client.post("/apps", json={"name": "shop"}, headers=alice.headers)
+    deploy_slug(platform, "shop", {"web": "serve", "release": "migrate"})
+    # An entry left by a deploy from before the release phase existed:
+    with platform.store.transaction() as tx:
+        tx.ensure_formation(tx.get_app("shop").id, "release", quantity=0, size="standard-1x")
+    response = client.patch(
+        "/apps/shop/formation/release", json={"quantity": 1}, headers=alice.headers
+    )
+    assert response.status_code == 422
+    assert "cannot be scaled" in response.json()["message"]

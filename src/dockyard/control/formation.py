@@ -73,6 +73,12 @@ def update_formation(
         app = app_for(tx, account, app_ref, "operate")
         current: dict[str, FormationEntry] = {f.type: f for f in tx.list_formation(app.id)}
         for update in checked:
+            if update.type == "release":
+                raise InvalidError(
+                    "The release process type runs once per release (the release phase) and cannot "
+                    "be scaled",
+                    field="type",
+                )
             if update.type not in current:
                 raise NotFoundError(
                     f"Couldn't find that process type ({update.type}). Check the Procfile of the "
