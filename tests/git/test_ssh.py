@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncssh
 import pytest
 from fastapi.testclient import TestClient
 
@@ -432,6 +433,32 @@ def test_port_forwarding_is_refused(
     assert "does not forward ports" in local
     assert remote_code == 255
     assert "remote port forwarding failed" in remote
+
+
+def test_x11_forwarding_is_refused(port: int, app: App, owner_key: KeyPair, tmp_path: Path) -> None:
+    """OpenSSH's ``ssh -X`` needs a display; asyncssh's client asks for X11 without one."""
+
+    async def attempt() -> str:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username="git",
+            client_keys=[str(owner_key.private)],
+            known_hosts=None,
+            agent_path=None,
+            config=None,
+        ) as conn:
+            with pytest.raises(asyncssh.ChannelOpenError) as refused:
+                await conn.run(
+                    f"git-upload-pack '{app.name}.git'",
+                    x11_forwarding=True,
+                    x11_display="localhost:0",
+                    x11_auth_path=str(tmp_path / "xauth"),
+                    input="0000",
+                )
+            return refused.value.reason
+
+    assert asyncio.run(attempt()) == "X11 forwarding request failed"
 
 
 @pytest.mark.parametrize(
