@@ -243,8 +243,9 @@ class RuntimeSettings:
     """Where stack images are kept; empty: ``<data dir>/stacks``."""
     stack_mirror: str = ""
     """The Debian mirror ``stack:build`` uses; empty: the one this host's apt uses."""
-    runc_root: str = "/run/dockyard/runc"
-    """runc's state directory for Dockyard's containers (``runc --root``)."""
+    run_dir: str = "/run/dockyard"
+    """Dockyard's run-time state on this host, gone at a reboot like the containers themselves: runc's state
+    (``runc/``, its ``--root``), each dyno's mount points (``dynos/<id>/``) and the stack mounts (``stacks/``)."""
     user_namespaces: str = "auto"
     """``auto`` (when the kernel allows), ``on`` (refuse to start without) or ``off``."""
     uid_base: int = 1 << 20
