@@ -30,9 +30,9 @@ from dockyard.auth.ratelimit import RateLimiter
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.context import Platform
 from dockyard.control.keys import list_keys, remove_key
-from dockyard.errors import NotFoundError
+from dockyard.errors import AccessDeniedError, NotFoundError
 from dockyard.git.repos import GitRepos
-from dockyard.git.ssh import GitCommand, GitSshServer, RefusedError, ensure_host_key, parse_command
+from dockyard.git.ssh import GitCommand, GitSshServer, ensure_host_key, parse_command
 from dockyard.store.records import App
 from tests.conftest import make_settings
 from tests.git.conftest import WorkTree, make_app
@@ -625,9 +625,9 @@ def test_the_git_commands_git_sends_are_understood(command: str) -> None:
         ("git-upload-pack 'shop'", NotFoundError),
         ("git-upload-pack 'a/b.git'", NotFoundError),
         ("git-upload-pack '.git'", NotFoundError),
-        ("git-upload-pack 'shop.git", RefusedError),
-        ("git receive-pack 'shop.git'", RefusedError),
-        ("", RefusedError),
+        ("git-upload-pack 'shop.git", AccessDeniedError),
+        ("git receive-pack 'shop.git'", AccessDeniedError),
+        ("", AccessDeniedError),
     ],
 )
 def test_anything_else_is_refused(command: str, error: type[Exception]) -> None:

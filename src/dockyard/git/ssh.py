@@ -36,7 +36,7 @@ from dockyard._util import proc
 from dockyard.auth.ratelimit import RateLimiter
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
-from dockyard.errors import AccessDeniedError, DockyardError, NotFoundError
+from dockyard.errors import AccessDeniedError, DockyardError, NotFoundError, RateLimitedError
 from dockyard.git.hooks import hook_environment
 from dockyard.git.repos import GitRepos
 from dockyard.settings import Settings
@@ -59,10 +59,6 @@ _INBOX_HIGH = 1 << 20
 """Bytes from the client buffered for git before the channel stops reading."""
 _LOGIN_TIMEOUT = 30.0
 _KEEPALIVE_INTERVAL = 30.0
-
-
-class RefusedError(DockyardError):
-    """A session request the git server does not serve; the message goes to the client's stderr."""
 
 
 @dataclass(frozen=True)
@@ -88,17 +84,20 @@ def _usage(what: str) -> str:
 
 
 def parse_command(command: str) -> GitCommand:
-    """``git-receive-pack '/shop.git'`` → (service, ``shop``); ``RefusedError`` for anything else."""
+    """``git-receive-pack '/shop.git'`` → (service, ``shop``). Another command is refused with
+    ``AccessDeniedError``, a path that cannot name an app with ``NotFoundError``."""
     try:
         words = shlex.split(command)
     except ValueError:
         words = []
     if not words:
-        raise RefusedError(_usage(f"Command {command!r} is not allowed"))
+        raise AccessDeniedError(_usage(f"Command {command!r} is not allowed"))
     if words[0] not in SERVICES:
-        raise RefusedError(_usage(f"Command {words[0]!r} is not allowed"))
+        raise AccessDeniedError(_usage(f"Command {words[0]!r} is not allowed"))
     if len(words) != 2:
-        raise RefusedError(_usage(f"{words[0]} takes exactly one argument, the app's repository"))
+        raise AccessDeniedError(
+            _usage(f"{words[0]} takes exactly one argument, the app's repository")
+        )
     path = words[1].removeprefix("/")
     ref = path.removesuffix(".git")
     if ref == path or not _APP_REF.fullmatch(ref):
@@ -161,10 +160,11 @@ class GitSshServer:
         key = f"{grant.account.id}:{grant.app.id}"
         allowed, _ = self.limiter.take(key)
         if not allowed:
-            raise RefusedError(
+            retry = self.limiter.retry_after(key)
+            raise RateLimitedError(
                 f"Too many pushes to {grant.app.name}: the limit is "
-                f"{self.limiter.capacity} an hour per app and account. "
-                f"Try again in {self.limiter.retry_after(key)} s."
+                f"{self.limiter.capacity} an hour per app and account. Try again in {retry} s.",
+                retry_after=retry,
             )
 
     def argv(self, grant: Grant) -> list[str | Path]:
@@ -377,28 +377,28 @@ class _GitSession(asyncssh.SSHServerSession[bytes]):
 
     def _request(self) -> GitCommand:
         if self._pty:
-            raise RefusedError(
+            raise AccessDeniedError(
                 _usage("Terminals are not available (do not use ssh -t)")
                 if self._command is None
                 else _usage("This session asked for a terminal, which git never does")
             )
         if self._subsystem is not None:
-            raise RefusedError(_usage(f"The {self._subsystem!r} subsystem is not available"))
+            raise AccessDeniedError(_usage(f"The {self._subsystem!r} subsystem is not available"))
         if self._command is None:
-            raise RefusedError(_usage("There is no shell here"))
+            raise AccessDeniedError(_usage("There is no shell here"))
         return parse_command(self._command)
 
     async def _run(self) -> None:
         connection = self.connection
         try:
             if connection.account is None:
-                raise RefusedError("Not authenticated")
+                raise AccessDeniedError("Not authenticated")
             command = self._request()
             connection.app, connection.service = command.app_ref, command.service
             grant = await asyncio.to_thread(self.server.authorize, connection.account, command)
             connection.app = grant.app.name
             self.server.take_push(grant)
-        except (RefusedError, NotFoundError, AccessDeniedError) as exc:
+        except (AccessDeniedError, NotFoundError, RateLimitedError) as exc:
             connection.outcome = f"refused: {exc.message}"
             self._refuse(exc.message)
             return
