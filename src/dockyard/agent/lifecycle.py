@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dockyard.errors import InvalidError
+from dockyard.settings import Settings
 
 MINUTE = 60.0
 HEROKU_BACKOFF: tuple[float, ...] = (
@@ -101,4 +102,16 @@ def restart_policy(
         cycle_period=cycle_period,
         cycle_jitter=cycle_jitter,
         idle_timeout=idle_timeout,
+    )
+
+
+def policy_of(settings: Settings) -> RestartPolicy:
+    """The policy the agent's settings describe."""
+    agent = settings.agent
+    return restart_policy(
+        crash_cooloffs=parse_durations(agent.crash_backoff, name="agent.crash_backoff"),
+        boot_timeout=agent.boot_timeout,
+        cycle_period=agent.cycle_period,
+        cycle_jitter=agent.cycle_jitter,
+        idle_timeout=agent.idle_timeout,
     )

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 from dockyard._util.clock import Clock, SystemClock
 from dockyard._util.secretfile import ensure_secret_file
-from dockyard.agent.lifecycle import parse_durations, restart_policy
+from dockyard.agent.lifecycle import policy_of
 from dockyard.agent.memory import MemoryWatch, read_usage
 from dockyard.agent.reconcile import (
     ONE_OFF_LABEL,
@@ -54,13 +54,7 @@ from dockyard.agent.reconcile import (
     slot_of,
 )
 from dockyard.agent.tail import OutputTail
-from dockyard.agent.terminal import (
-    Terminal,
-    attach_command,
-    hand_over,
-    open_terminal,
-    window_size,
-)
+from dockyard.agent.terminal import Terminal, start_on_terminal, window_size
 from dockyard.agent.wake import RequestLog, WakeServer
 from dockyard.client.dataplane import DataPlaneClient, Versioned
 from dockyard.client.http import AsyncApiClient
@@ -448,33 +442,16 @@ class DynoManager:
     def _start_in_runtime(
         self, spec: DynoSpec, want: DesiredDyno
     ) -> tuple[RunningDyno, Terminal | None]:
-        """Start the dyno (in a worker thread). An attached one-off dyno gets a terminal, handed to
-        the rendezvous service before its command runs."""
+        """Start the dyno (in a worker thread); an attached one-off dyno on a terminal."""
         if not (want.kind == "one-off" and want.attach):
             return self.runtime.start(spec), None
-        size = window_size(want.env)
-        start_attached = getattr(self.runtime, "start_attached", None)
-        if callable(start_attached):  # the runtime sets the terminal up itself (runc)
-            dyno, master = start_attached(spec, tty=want.tty, size=size)
-            try:
-                hand_over(self.settings.rendezvous_socket, spec.id, master)
-            except DockyardError:
-                self.runtime.stop(spec.id, timeout=0)
-                raise
-            finally:
-                os.close(master)
-            return dyno, None
-        master, terminal = open_terminal(tty=want.tty, size=size)
-        try:
-            try:
-                hand_over(self.settings.rendezvous_socket, spec.id, master)
-            finally:
-                os.close(master)
-            wrapped = replace(spec, command=attach_command(spec.command, terminal.path))
-            return self.runtime.start(wrapped), terminal
-        except BaseException:
-            terminal.close()
-            raise
+        return start_on_terminal(
+            self.runtime,
+            spec,
+            tty=want.tty,
+            size=window_size(want.env),
+            socket_path=self.settings.rendezvous_socket,
+        )
 
     def _begin_stop(self, dyno: RunningDyno, reason: StopReason) -> None:
         spec = dyno.spec
@@ -679,17 +656,6 @@ _STOP_LINES: dict[str, tuple[str, ...]] = {
     "hangup": ("The attached client went away",),
 }
 """What the dyno manager logs before ``Stopping all processes with SIGTERM``, by reason."""
-
-
-def policy_of(settings: Settings) -> RestartPolicy:
-    agent = settings.agent
-    return restart_policy(
-        crash_cooloffs=parse_durations(agent.crash_backoff, name="agent.crash_backoff"),
-        boot_timeout=agent.boot_timeout,
-        cycle_period=agent.cycle_period,
-        cycle_jitter=agent.cycle_jitter,
-        idle_timeout=agent.idle_timeout,
-    )
 
 
 def _labels(want: DesiredDyno) -> dict[str, str]:

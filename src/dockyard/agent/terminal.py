@@ -25,10 +25,11 @@ import shlex
 import socket
 import termios
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dockyard.errors import DynoError
+from dockyard.errors import DockyardError, DynoError
+from dockyard.runtime.base import DynoSpec, RunningDyno, Runtime
 
 HANDOVER_TIMEOUT = 5.0
 
@@ -110,3 +111,38 @@ def hand_over(socket_path: Path, dyno_id: str, fd: int) -> None:
     if not answer.startswith(b"ok"):
         reason = answer.decode("utf-8", "replace").strip() or "no answer"
         raise DynoError(f"the rendezvous service refused the terminal: {reason}")
+
+
+def start_on_terminal(
+    runtime: Runtime,
+    spec: DynoSpec,
+    *,
+    tty: bool,
+    size: tuple[int, int] | None,
+    socket_path: Path,
+) -> tuple[RunningDyno, Terminal | None]:
+    """Start an attached one-off dyno on a terminal whose master goes to the rendezvous service.
+    Returns the agent's end of the terminal, to keep until the dyno has ended (None when the
+    runtime made the terminal itself)."""
+    start_attached = getattr(runtime, "start_attached", None)
+    if callable(start_attached):  # the runtime sets the terminal up itself (runc)
+        dyno, master = start_attached(spec, tty=tty, size=size)
+        try:
+            hand_over(socket_path, spec.id, master)
+        except DockyardError:
+            runtime.stop(spec.id, timeout=0)
+            raise
+        finally:
+            os.close(master)
+        return dyno, None
+    master, terminal = open_terminal(tty=tty, size=size)
+    try:
+        try:
+            hand_over(socket_path, spec.id, master)
+        finally:
+            os.close(master)
+        wrapped = replace(spec, command=attach_command(spec.command, terminal.path))
+        return runtime.start(wrapped), terminal
+    except BaseException:
+        terminal.close()
+        raise
