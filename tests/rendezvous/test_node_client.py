@@ -1,7 +1,8 @@
-"""The rendezvous service with Node's TLS client used the way the Heroku CLI's ``heroku run`` uses it
-(``lib/run/dyno.ts``): ``tls.connect(port, host)`` with the default certificate checks, the URL's
-path and query without the ``/`` plus CRLF as the first line, the first chunk received dropped, then
-stdin (not a terminal) written through and ended with Ctrl-D, and everything else printed. The certificate is trusted with ``NODE_EXTRA_CA_CERTS``.
+"""The rendezvous service with Node's TLS client used the way the Heroku CLI's ``heroku run`` uses
+it (``lib/run/dyno.ts``): ``tls.connect(port, host)`` with the default certificate checks, the
+URL's path and query without the ``/`` plus CRLF as the first line, the first chunk received
+dropped, then stdin (not a terminal) written through and ended with Ctrl-D, and everything else
+printed. The certificate is trusted with ``NODE_EXTRA_CA_CERTS``.
 """
 
 from __future__ import annotations
