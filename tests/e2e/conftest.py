@@ -121,6 +121,7 @@ def dockyard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyard]:
         "DOCKYARD_DATA_DIR": str(base / "data"),
         "DOCKYARD_API_PORT": str(api_port),
         "DOCKYARD_ROUTER_PORT": str(router_port),
+        "DOCKYARD_GIT_SSH_PORT": str(free_port()),
         "DOCKYARD_API_URL": f"http://localhost:{api_port}",
         "DOCKYARD_AGENT_STOP_TIMEOUT": "5",
         "GIT_TERMINAL_PROMPT": "0",
