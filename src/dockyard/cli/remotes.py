@@ -33,8 +33,29 @@ def _origin(url: str) -> tuple[str, int | None, str] | None:
     return parts.hostname.lower(), port, parts.path
 
 
+def _app_from_ssh_url(url: str, api_url: str) -> str | None:
+    """``ssh://git@<api host>:<any port>/<app>.git`` → the app; git over SSH listens on the API's host."""
+    try:
+        parts, api = urlsplit(url), urlsplit(api_url)
+    except ValueError:
+        return None
+    if (
+        parts.scheme != "ssh"
+        or not parts.hostname
+        or parts.hostname.lower() != (api.hostname or "")
+    ):
+        return None
+    path = parts.path.strip("/")
+    if not path.endswith(".git") or "/" in path:
+        return None
+    return path[: -len(".git")] or None
+
+
 def app_from_url(url: str, api_url: str) -> str | None:
-    """The app a remote URL points at when it is on the API's host, e.g. ``http://host:5000/shop.git``."""
+    """The app a remote URL points at when it is on the API's host, e.g. ``http://host:5000/shop.git``
+    or ``ssh://git@host:2222/shop.git``."""
+    if url.startswith("ssh://"):
+        return _app_from_ssh_url(url, api_url)
     remote = _origin(url)
     api = _origin(api_url)
     if remote is None or api is None or remote[:2] != api[:2]:
