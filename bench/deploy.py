@@ -57,10 +57,12 @@ def index():
 """
 STEPS = {
     # name: (start, end) — stamps from the push output and the platform's log lines
-    "push → build starts (git, hook start)": ("push", "build"),
-    "build: detect, venv, install": ("build", "discover"),
-    "build: slug (mksquashfs, store)": ("discover", "launching"),
-    "release recorded → push ends": ("launching", "push_end"),
+    "push → build starts (git, hook start, sandbox)": ("push", "build"),
+    "buildpack (detect, venv, install)": ("build", "discover"),
+    "process types, seal": ("discover", "compress"),
+    "mksquashfs, slug store": ("compress", "compressed"),
+    "slug and release recorded": ("compressed", "launching"),
+    "release → push ends": ("launching", "push_end"),
     "release → dyno started (agent poll)": ("launching", "dyno_start"),
     "dyno started → up (boot, probe)": ("dyno_start", "dyno_up"),
     "up → first 200 (report, router poll)": ("dyno_up", "first_200"),
@@ -190,6 +192,8 @@ def _stamp_lines(stream: Iterator[bytes], started: float, stamps: dict[str, floa
     marks = {
         "-----> Building on": "build",
         "-----> Discovering process types": "discover",
+        "-----> Compressing": "compress",
+        "       Done: ": "compressed",
         "-----> Launching": "launching",
     }
     lines: list[str] = []
@@ -277,7 +281,7 @@ def _report_steps(label: str, runs: list[Run]) -> None:
     sys.stderr.write(f"{label}: median seconds per step (n={len(runs)})\n")
     for step, (start, end) in STEPS.items():
         values = [r.stamps[end] - r.stamps[start] for r in runs if {start, end} <= r.stamps.keys()]
-        sys.stderr.write(f"  {step:<42} {_median(values):6.2f}\n")
+        sys.stderr.write(f"  {step:<48} {_median(values):6.2f}\n")
     totals = ", ".join(f"{r.total:.2f}" for r in runs)
     installs = ", ".join(f"{r.install:.2f}" for r in runs)
     sys.stderr.write(f"  total per run: {totals}\n  dependency install per run: {installs}\n")
