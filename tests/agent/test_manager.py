@@ -485,10 +485,14 @@ class MeteredRuntime(ProcessRuntime):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.memory: dict[str, int] = {}
+        self.oom_kills: dict[str, int] = {}
         self.default_memory = 100 << 20
 
     def usage(self, dyno_id: str) -> Usage:
-        return Usage(memory_bytes=self.memory.get(dyno_id, self.default_memory))
+        return Usage(
+            memory_bytes=self.memory.get(dyno_id, self.default_memory),
+            oom_kills=self.oom_kills.get(dyno_id, 0),
+        )
 
 
 @pytest.fixture
@@ -655,6 +659,32 @@ def test_a_dyno_killed_while_over_its_quota_gets_r15_and_is_restarted(
     ]
     positions = [text.rindex(line) for line in expected]
     assert positions == sorted(positions)
+
+
+def test_a_dyno_its_cgroup_saw_killed_for_memory_gets_r15_even_if_the_last_sample_was_low(
+    agent_settings: Settings,
+    metered: MeteredRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    plane.desired = [want(slug, kind="worker", command="exec sleep 300")]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, metered, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "worker.1"))
+        dyno_id = only_dyno(metered).spec.id
+        metered.oom_kills[dyno_id] = 1  # grew fast between two samples; the kernel counted it
+        os.killpg(dyno_pid(metered, dyno_id), signal.SIGKILL)
+        await rounds_until(
+            manager, lambda: "Process exited with status 137" in log_text(agent_settings)
+        )
+        await manager.close()
+
+    asyncio.run(scenario())
+    text = log_text(agent_settings)
+    assert "heroku[worker.1]: Error R15 (Memory quota vastly exceeded)" in text
+    assert "R14" not in text
 
 
 def test_a_killed_dyno_that_was_within_its_quota_gets_no_r15(

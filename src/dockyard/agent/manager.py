@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from dockyard._util.clock import Clock, SystemClock
 from dockyard._util.secretfile import ensure_secret_file
 from dockyard.agent.lifecycle import policy_of
-from dockyard.agent.memory import MemoryWatch, read_usage
+from dockyard.agent.memory import SIGKILL_STATUS, MemoryWatch, Usage, read_usage
 from dockyard.agent.reconcile import (
     ONE_OFF_LABEL,
     Observed,
@@ -325,25 +325,40 @@ class DynoManager:
         )
 
     async def _watch_memory(self, dynos: Sequence[RunningDyno]) -> None:
-        """R14 once per episode above the quota; the samples also tell R15 from other kills."""
+        """R14 once per episode above the quota. The samples also tell R15 from other kills: a dyno
+        that just died of SIGKILL is read once more (its cgroup may have counted an OOM kill)."""
         reader = getattr(self.runtime, "usage", None)
-        now = self.clock.monotonic()
-        if not callable(reader) or now < self._next_memory_check:
+        if not callable(reader):
             return
-        self._next_memory_check = now + self.settings.agent.memory_check_interval
-        running = [d for d in dynos if d.state == "running"]
+        now = self.clock.monotonic()
+        due = now >= self._next_memory_check
+        if due:
+            self._next_memory_check = now + self.settings.agent.memory_check_interval
+        killed = [
+            d
+            for d in dynos
+            if d.state == "exited"
+            and d.exit_code == SIGKILL_STATUS
+            and self._states.get(d.spec.id) not in ("crashed", "down")
+        ]
+        wanted = [d for d in dynos if d.state == "running"] if due else []
 
-        def sample() -> list[tuple[RunningDyno, Any]]:
+        def sample(which: Sequence[RunningDyno]) -> list[tuple[RunningDyno, Usage | None]]:
             found = []
-            for dyno in running:
+            for dyno in which:
                 try:
                     found.append((dyno, read_usage(reader, dyno.spec.id)))
                 except Exception as exc:  # a runtime's failure must not stop the round
                     log.debug("no memory use for %s: %s", dyno.spec.id, exc)
             return found
 
-        for dyno, usage in await asyncio.to_thread(sample):
-            if usage is not None:
+        if wanted or killed:
+            for dyno, usage in await asyncio.to_thread(sample, [*wanted, *killed]):
+                if usage is None:
+                    continue
+                if dyno.state == "exited":
+                    self.memory.record(dyno.spec.id, usage)
+                    continue
                 for line in self.memory.observe(dyno.spec.id, dyno.spec.size, usage):
                     self._system(dyno.spec, line)
         self.memory.forget_all_but(d.spec.id for d in dynos)

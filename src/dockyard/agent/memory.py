@@ -70,6 +70,14 @@ class MemoryWatch:
         self._over.add(dyno_id)
         return [describe(usage, quota), "Error R14 (Memory quota exceeded)"]
 
+    def record(self, dyno_id: str, usage: Usage) -> None:
+        """Add a sample of a dyno that has just ended, for ``killed_for_memory``: the highest use
+        and OOM kill count seen are kept (its memory may already be freed)."""
+        previous = self._last.get(dyno_id, usage)
+        self._last[dyno_id] = Usage(
+            max(previous.memory_bytes, usage.memory_bytes), max(previous.oom_kills, usage.oom_kills)
+        )
+
     def killed_for_memory(self, dyno_id: str, size: str, exit_code: int | None) -> list[str]:
         """For a dyno that exited: the R15 lines when the kernel killed it for its memory (it died
         of SIGKILL and its cgroup counted an OOM kill, or its last sample was over the quota)."""
