@@ -99,6 +99,14 @@ def test_an_include_outside_the_repository_is_refused(tmp_path: Path) -> None:
         install_plan(tmp_path / "app")
 
 
+def test_a_manifest_linked_from_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("flask\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "requirements.txt").symlink_to(tmp_path / "secret")
+    with pytest.raises(CompileError, match=r"requirements\.txt is a link that points outside"):
+        install_plan(tmp_path / "app")
+
+
 def test_a_project_without_lock_or_requirements_is_installed_with_pip(tmp_path: Path) -> None:
     write_tree(tmp_path, {"setup.py": "from setuptools import setup\nsetup()\n"})
     plan = install_plan(tmp_path)

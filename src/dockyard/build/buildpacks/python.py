@@ -264,6 +264,12 @@ class PythonBuildpack:
 
 def install_plan(build_dir: Path) -> InstallPlan:
     present = {name for name in MANIFESTS if (build_dir / name).is_file()}
+    root = build_dir.resolve()
+    for name in sorted(present):
+        if not (build_dir / name).resolve().is_relative_to(root):
+            raise CompileError(
+                f"{name} is a link that points outside the repository — commit the file itself"
+            )
 
     def others(*used: str) -> tuple[str, ...]:
         return tuple(sorted(present - set(used)))
