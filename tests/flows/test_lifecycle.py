@@ -12,6 +12,8 @@ and the ``dockyard`` command in a subprocess.
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import socket
 import subprocess
 import sys
@@ -44,6 +46,7 @@ from tests.runtime.slugs import build_slug, clean_up
 
 TOKEN = "flow-internal-token"
 ACCEPT = "application/vnd.heroku+json; version=3"
+CLI = "from dockyard.cli.main import main; main()"
 PROCESSES = {"web": "python3 app.py", "worker": "echo worker crashing; exit 1"}
 
 
@@ -65,17 +68,20 @@ class Stack:
         headers = {"Authorization": f"Bearer {self.key}", "Accept": ACCEPT}
         return httpx.request(method, self.api_url + path, headers=headers, timeout=10, **kwargs)
 
-    def dockyard(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {
+    @property
+    def cli_env(self) -> dict[str, str]:
+        return {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.home),
+            "TERM": "xterm",
             "DOCKYARD_API_URL": self.api_url,
             "DOCKYARD_API_KEY": self.key,
         }
-        code = "from dockyard.cli.main import main; main()"
+
+    def dockyard(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-c", code, *args],
-            env=env,
+            [sys.executable, "-c", CLI, *args],
+            env=self.cli_env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -221,3 +227,46 @@ def test_a_crashing_worker_shows_its_next_retry_in_ps(stack: Stack) -> None:
     assert 19 * 60 < wait.total_seconds() <= 20 * 60
     assert stack.logs().count("app[worker.1]: worker crashing") == 2  # at once, then the cool-off
     stack.api("PATCH", "/apps/shop/formation/worker", json={"quantity": 0})
+
+
+def _read_until(fd: int, marker: bytes, timeout: float = 30) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while marker not in data:
+        assert time.monotonic() < deadline, f"no {marker!r} in {data!r}"
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data += os.read(fd, 4096)
+            except OSError:
+                break
+    return data
+
+
+def test_dockyard_run_in_a_terminal_passes_keys_and_ctrl_c_to_the_dyno(stack: Stack) -> None:
+    master, slave = os.openpty()
+    command = "read -r answer; echo got $answer; sleep 100"
+    cli = subprocess.Popen(
+        [sys.executable, "-c", CLI, "run", "-a", "shop", command],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=stack.cli_env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    try:
+        _read_until(master, b"up, run.")
+        os.write(master, b"typed\r")  # raw mode: the Enter key reaches the dyno's terminal as is
+        assert b"got typed" in _read_until(master, b"got typed")
+        started = time.monotonic()
+        os.write(master, b"\x03")  # Ctrl-C interrupts the dyno's command, not the CLI
+        code = cli.wait(timeout=30)
+        assert time.monotonic() - started < 20
+        assert code == 1  # the shell died of SIGINT, so no exit status came back
+        assert b"ended without an exit status" in _read_until(master, b"exit status")
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        os.close(master)
