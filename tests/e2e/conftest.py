@@ -104,8 +104,9 @@ class Dockyard:
         }
         return httpx.request(method, self.api_url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
-    def platform_log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
+    def platform_log(self, *, whole: bool = False) -> str:
+        text = self.log_path.read_text(errors="replace")
+        return text if whole else text[-6000:]
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +123,7 @@ def dockyard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyard]:
         "DOCKYARD_API_PORT": str(api_port),
         "DOCKYARD_ROUTER_PORT": str(router_port),
         "DOCKYARD_GIT_SSH_PORT": str(free_port()),
+        "DOCKYARD_RENDEZVOUS_PORT": str(free_port()),
         "DOCKYARD_API_URL": f"http://localhost:{api_port}",
         "DOCKYARD_AGENT_STOP_TIMEOUT": "5",
         "GIT_TERMINAL_PROMPT": "0",

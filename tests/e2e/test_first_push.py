@@ -118,7 +118,7 @@ def test_the_app_keeps_serving_while_the_api_is_down_and_the_api_comes_back(
     dockyard: Dockyard, app: tuple[str, Path, str]
 ) -> None:
     name, _, api_key = app
-    pids = re.findall(r"started api \(pid (\d+)\)", dockyard.platform_log())
+    pids = re.findall(r"started api \(pid (\d+)\)", dockyard.platform_log(whole=True))
     os.kill(int(pids[-1]), signal.SIGKILL)
     for _ in range(20):
         assert dockyard.get(name).status_code == 200
@@ -130,7 +130,7 @@ def test_the_app_keeps_serving_while_the_api_is_down_and_the_api_comes_back(
         time.sleep(0.2)
     else:
         raise AssertionError("the supervisor did not restart the API")
-    assert "api exited with status -9; restarting in 1 s" in dockyard.platform_log()
+    assert "api exited with status -9; restarting in 1 s" in dockyard.platform_log(whole=True)
 
 
 def test_logs_show_the_app_and_the_platform(dockyard: Dockyard, app: tuple[str, Path, str]) -> None:

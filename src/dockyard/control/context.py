@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from dockyard._util.clock import Clock, SystemClock
 from dockyard.logs.line import make_lines
@@ -29,13 +30,19 @@ class Platform:
         cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True
     ) -> Platform:
         """Create the data directory layout, migrate the database, and return the handles."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        for directory in (settings.secrets_dir,):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        prepare_data_dir(settings)
         clock = clock or SystemClock()
         store = SqlStore(settings.sqlalchemy_url, clock=clock)
         if migrate:
             upgrade(store.engine)
+        database = settings.data_dir / "dockyard.db"
+        for path in (
+            database,
+            database.with_name("dockyard.db-wal"),
+            database.with_name("dockyard.db-shm"),
+        ):
+            if path.exists():
+                path.chmod(0o600)
         return cls(
             settings=settings,
             store=store,
@@ -50,3 +57,24 @@ class Platform:
 
     def close(self) -> None:
         self.store.dispose()
+
+
+def private_dirs(settings: Settings) -> tuple[Path, ...]:
+    """Directories only the platform may read. Builds run as unprivileged users and reach their scratch
+    space through the data directory, so everything else in it is closed to other users. (``dynos`` and
+    slug mounts stay traversable: sandboxed dynos with user namespaces reach their root through them.)"""
+    return (
+        settings.secrets_dir,
+        settings.repos_dir,
+        settings.slugs_dir,
+        settings.logs_dir,
+        settings.state_dir,
+    )
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the data directory and close its private parts (also on installs made before this rule)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for directory in private_dirs(settings):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
