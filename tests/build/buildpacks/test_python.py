@@ -370,6 +370,33 @@ def test_the_second_build_reuses_the_cached_virtualenv_without_pip(
         assert get(url) == (200, "warm build")
 
 
+def _python_in(slug: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with the slug's Python as a dyno would (``.profile.d`` sourced)."""
+    return subprocess.run(
+        ["bash", "-c", f"for f in .profile.d/*.sh; do . ./$f; done; python -c '{code}'"],
+        cwd=slug,
+        env={"HOME": str(slug), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_poetry_lock_installs_its_main_group_with_pip(
+    tmp_path: Path, pipeline: BuildPipeline, slugs: SlugStore
+) -> None:
+    source = copy_app("poetry-tiny", tmp_path / "src")
+    (source / "Procfile").write_text("web: python -c 'import six'\n")
+    lines: list[str] = []
+
+    result = pipeline.run("po", source, {}, SHA, BuildOutput(lines.append), builtin_buildpacks())
+
+    assert "-----> Installing dependencies from poetry.lock with pip" in lines
+    slug = unpack_moved(slugs, result.digest, tmp_path)
+    done = _python_in(slug, "import six; print(six.__version__)")
+    assert (done.returncode, done.stdout.strip()) == (0, "1.17.0"), done.stderr
+
+
 def test_a_uv_project_installs_its_locked_dependencies_with_uv(
     tmp_path: Path, pipeline: BuildPipeline, slugs: SlugStore
 ) -> None:
@@ -381,17 +408,5 @@ def test_a_uv_project_installs_its_locked_dependencies_with_uv(
 
     assert "-----> Installing dependencies from uv.lock with uv" in lines
     slug = unpack_moved(slugs, result.digest, tmp_path)
-    done = subprocess.run(
-        [
-            "bash",
-            "-c",
-            "for f in .profile.d/*.sh; do . ./$f; done; python -c 'import six; print(six.__version__)'",
-        ],
-        cwd=slug,
-        env={"HOME": str(slug), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1.17.0"
+    done = _python_in(slug, "import six; print(six.__version__)")
+    assert (done.returncode, done.stdout.strip()) == (0, "1.17.0"), done.stderr
