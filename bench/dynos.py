@@ -67,7 +67,7 @@ def settings_for(base: Path) -> Settings:
             "DOCKYARD_CONFIG": os.devnull,
             "DOCKYARD_DATA_DIR": str(base / "data"),
             "DOCKYARD_RUNTIME_STACKS_DIR": str(stacks_dir()),
-            "DOCKYARD_RUNTIME_RUNC_ROOT": str(base / "runc"),
+            "DOCKYARD_RUNTIME_RUN_DIR": str(base / "run"),
         }
     )
 

@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import textwrap
 import time
@@ -26,7 +27,9 @@ from dockyard._util import proc
 from dockyard.runtime.base import RunningDyno
 from dockyard.runtime.network import DynoNetwork
 from dockyard.runtime.runc import RuncRuntime
+from dockyard.slug.mount import mount_points
 from dockyard.slug.store import SlugStore
+from tests.e2e.conftest import Dockyard
 from tests.runtime.runc_support import (
     current,
     output_of,
@@ -37,6 +40,7 @@ from tests.runtime.runc_support import (
     runc_runtime,
     runc_settings,
     spec,
+    stacks_dir,
     stop_all,
     wait_for,
 )
@@ -385,3 +389,78 @@ def test_a_web_dyno_on_the_dyno_network_answers_the_host_and_not_another_dyno() 
         assert outcome.startswith("refused")
         runtime.stop(web.spec.id, timeout=5)
         assert not answers(web.address)
+
+
+PUSHED_SERVER = """\
+import http.server, os, socket
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"uid={os.getuid()} host={socket.gethostname()} dyno={os.environ['DYNO']}\\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+@pytest.fixture(scope="module")
+def runc_platform_env() -> Iterator[Path]:
+    """Environment for a whole Dockyard on the runc runtime, with a run dir, nftables table and address
+    range of its own; removed afterwards (after the platform stopped)."""
+    tag = os.getpid()
+    run_dir = Path(f"/run/dockyard-e2e-{tag}")
+    table = f"dye2e{tag}"
+    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DOCKYARD_AGENT_RUNTIME", "runc")
+    patch.setenv("DOCKYARD_RUNTIME_STACKS_DIR", str(stacks_dir()))
+    patch.setenv("DOCKYARD_RUNTIME_RUN_DIR", str(run_dir))
+    patch.setenv("DOCKYARD_NETWORK_TABLE", table)
+    patch.setenv("DOCKYARD_NETWORK_PRIVATE_RANGE", f"10.92.{tag % 200 + 20}.0/24")
+    try:
+        yield run_dir
+    finally:
+        patch.undo()
+        proc.run(["nft", "delete", "table", "inet", table], check=False)
+        for point in sorted(mount_points(), key=lambda p: len(p.parts), reverse=True):
+            if run_dir in point.parents:
+                proc.run(["umount", "-l", point], check=False)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        Path("/proc/sys/net/ipv4/ip_forward").write_text(forward)
+
+
+@pytest.fixture(scope="module")
+def runc_dockyard(runc_platform_env: Path, dockyard: Dockyard) -> tuple[Dockyard, Path]:
+    return dockyard, runc_platform_env
+
+
+def test_a_pushed_app_runs_in_a_runc_dyno_and_serves_through_the_router(
+    runc_dockyard: tuple[Dockyard, Path], tmp_path: Path
+) -> None:
+    platform, run_dir = runc_dockyard
+    assert "runtime        : runc (sandboxed" in platform.platform_log()
+    created = platform.cli("admin:create-user", "runc@example.com")
+    key = re.search(r"API key \(shown once\): (\S+)", created.stdout)
+    assert key, created.stdout
+    response = platform.api("POST", "/apps", key.group(1), json={"name": "in-runc"})
+    assert response.status_code == 201, response.text
+    repo = tmp_path / "in-runc"
+    repo.mkdir()
+    platform.git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "server.py").write_text(PUSHED_SERVER)
+    (repo / "Procfile").write_text("web: python3 server.py\n")
+    platform.git("add", "-A", cwd=repo)
+    platform.git("commit", "-q", "-m", "first", cwd=repo)
+    platform.cli("login", "--email", "runc@example.com", "--api-key", key.group(1))
+    platform.cli("git:remote", "-a", "in-runc", cwd=repo)
+    push = platform.git("push", "dockyard", "main", cwd=repo)
+    assert "Released v2" in push.stdout + push.stderr
+    served = platform.wait_for("in-runc", "dyno=web.1")
+    assert (
+        served.text.strip() == "uid=1000 host=web.1 dyno=web.1"
+    )  # the dyno user, in its own uts ns
+    listed = proc.run(["runc", "--root", run_dir / "runc", "list", "--format", "json"]).text
+    assert [c["status"] for c in json.loads(listed)] == ["running"]

@@ -96,7 +96,7 @@ def reachable_dir() -> Iterator[Path]:
 def runc_settings(base: Path, **env: str) -> Settings:
     values = {
         "DOCKYARD_RUNTIME_STACKS_DIR": str(stacks_dir()),
-        "DOCKYARD_RUNTIME_RUNC_ROOT": str(base / "runc"),
+        "DOCKYARD_RUNTIME_RUN_DIR": str(base / "run"),
     }
     values.update(env)
     return make_settings(base / "data", **values)

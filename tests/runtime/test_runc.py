@@ -187,11 +187,11 @@ def test_an_unknown_size_is_refused_and_leaves_nothing(env: tuple[RuncRuntime, s
 
 def test_a_missing_slug_fails_the_start_and_leaves_no_mount(env: tuple[RuncRuntime, str]) -> None:
     runtime, _slug = env
-    before = mount_points()
     with pytest.raises(DynoError, match=r"cannot start web\.1"):
         runtime.start(spec("0" * 64, "true"))
     assert leftovers(runtime) == []
-    assert mount_points() == before
+    mounted = {p for p in mount_points() if runtime.settings.data_dir.parent in p.parents}
+    assert mounted == {runtime.stacks.mount_point(runtime.stacks.require())}  # the stack alone
 
 
 def test_without_a_stack_image_the_start_says_how_to_build_one() -> None:

@@ -130,7 +130,8 @@ def test_a_corrupt_or_unchecked_image_is_refused(settings: Settings) -> None:
 
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="loop mounts need root")
-def test_an_image_is_mounted_read_only_once(settings: Settings) -> None:
+def test_an_image_is_mounted_read_only_once(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", DOCKYARD_RUNTIME_RUN_DIR=str(tmp_path / "run"))
     fake_image(settings)
     images = StackImages(settings)
     image = images.require()
@@ -141,6 +142,7 @@ def test_an_image_is_mounted_read_only_once(settings: Settings) -> None:
         with pytest.raises(OSError, match="Read-only"):
             (target / "new").write_text("x")
         assert sum(1 for p in mount_points() if p == target.resolve()) == 1
+        assert target.parent == tmp_path / "run" / "stacks"
     finally:
         proc.run(["umount", target], check=False)
 
@@ -149,12 +151,23 @@ def test_an_image_is_mounted_read_only_once(settings: Settings) -> None:
 @pytest.mark.root
 @pytest.mark.timeout(1800)
 def test_the_built_stack_has_what_apps_expect(settings: Settings) -> None:
-    stacks = make_settings(settings.data_dir, DOCKYARD_RUNTIME_STACKS_DIR=str(stacks_dir()))
+    stacks = make_settings(
+        settings.data_dir,
+        DOCKYARD_RUNTIME_STACKS_DIR=str(stacks_dir()),
+        DOCKYARD_RUNTIME_RUN_DIR=str(settings.data_dir / "run"),
+    )
     images = StackImages(stacks)
     image = images.require()
     root = images.mount(image)
+    try:
+        check_stack(root, image.version)
+    finally:
+        proc.run(["umount", root], check=False)
+
+
+def check_stack(root: Path, version: str) -> None:
     info = (root / "etc/dockyard-stack").read_text()
-    assert f"VERSION={image.version}" in info and "SUITE=bookworm" in info
+    assert f"VERSION={version}" in info and "SUITE=bookworm" in info
     for program in ("bin/bash", "usr/bin/python3", "usr/bin/node", "usr/bin/git", "usr/bin/curl"):
         assert (root / program).exists(), program
     assert "dyno:x:1000:1000:dyno:/app:/bin/bash" in (root / "etc/passwd").read_text()

@@ -1,10 +1,14 @@
 """``RuncRuntime``: every dyno an OCI container run by ``runc``, sandboxed (see ``bundle.py`` for the rules).
 
-One bundle per dyno in ``<dynos dir>/<dyno id>/``::
+One bundle per dyno in ``<dynos dir>/<dyno id>/`` (mode 0700)::
 
     config.json   the OCI configuration (mode 0600: it holds the config vars)
     dyno.json     our record: the spec, the container's init pid and its start time, $PORT, address
     output.log    the dyno's stdout and stderr (runc hands the file to the container; no helper process)
+
+and its mount points in ``<run dir>/dynos/<dyno id>/`` (``/run/dockyard``: gone at a reboot like the container;
+runc's init reaches them from inside the dyno's user namespace, so they must not sit below a private directory)::
+
     hosts         the dyno's /etc/hosts
     scratch/      a tmpfs capped at runtime.scratch_size_mb: upper/ and work/ of the /app overlay
     run/          a 1 MB tmpfs, the dyno's /run; its launcher writes the exit status in run/dyno/
@@ -302,7 +306,8 @@ class RuncRuntime:
             log.warning("dynos get a network namespace with only loopback: $PORT is not reachable")
         else:
             self.network = network
-        self.runc_root = Path(options.runc_root)
+        self.run_root = Path(options.run_dir)
+        self.runc_root = self.run_root / "runc"
         self.owners_root = settings.data_dir / "runtime" / "owners"
         self.uids = UidRanges(
             settings.data_dir / "runtime" / "uid-slots.json", options.uid_base, options.uid_slots
@@ -423,32 +428,31 @@ class RuncRuntime:
         host_uid = host_base + DYNO_UID
         owners = self._owner_layer(slug_dir, spec.slug_digest, host_uid)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(
-            0o711
-        )  # runc's init, inside the user namespace, must reach the bind sources
-        directory.mkdir(mode=0o711)
+        directory.mkdir(mode=0o700)
         port = dyno_port(spec.id)
         state = _State(spec, 0, 0, port, "", datetime.now(UTC), host_uid)
         self._write(
             directory, state
         )  # before runc runs: a crash from here on leaves a record to clean
-        self._prepare_app(directory, slug_dir, owners, host_uid)
+        mounts = self._mounts(spec.id)
+        self._make_reachable(mounts)
+        self._prepare_app(mounts, slug_dir, owners, host_uid)
         netns = None
         if self.network is not None:
             web = spec.process_type == "web"
             attachment = self.network.attach(spec.id, spec.app_id, port=port if web else None)
             netns = str(attachment.netns_path)
             state = replace(state, address=f"{attachment.address}:{port}")
-        (directory / "hosts").write_text(bundle.hosts_file_text(spec.name), encoding="utf-8")
+        (mounts / "hosts").write_text(bundle.hosts_file_text(spec.name), encoding="utf-8")
         env = {"PATH": DEFAULT_PATH, "LANG": "en_US.UTF-8", **spec.env}
         env.update(HOME="/app", PORT=str(port), DYNO=spec.name)
         config = bundle.config(
             bundle.BundleSpec(
                 hostname=spec.name,
                 root=stack_root,
-                app_dir=directory / "app",
-                hosts_file=directory / "hosts",
-                run_dir=directory / "run",
+                app_dir=mounts / "app",
+                hosts_file=mounts / "hosts",
+                run_dir=mounts / "run",
                 args=["bash", "-c", LAUNCHER, "dyno", spec.command],
                 env=env,
                 uid=DYNO_UID if self.user_namespaces else host_uid,
@@ -477,25 +481,30 @@ class RuncRuntime:
         self._write(directory, state)
         return self._observe(state)
 
+    def _mounts(self, dyno_id: str) -> Path:
+        return self.run_root / "dynos" / dyno_id
+
     def _make_reachable(self, directory: Path) -> None:
         """runc's init mounts /app and the other bind sources from inside the dyno's user namespace, where it
         is an unprivileged uid: every directory above them must be searchable by others."""
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o711)
+        for made in (self.run_root, directory.parent):
+            made.mkdir(parents=True, exist_ok=True)
+            made.chmod(0o711)
+        directory.mkdir(mode=0o711)
         if not self.user_namespaces:
             return
         for parent in directory.parents:
             if not os.stat(parent).st_mode & stat.S_IXOTH:
                 raise DynoError(
                     f"dynos cannot reach {directory}: {parent} is not searchable by other users — "
-                    f"run chmod o+x {parent}, or move the data directory"
+                    f"run chmod o+x {parent}, or set runtime.run_dir elsewhere"
                 )
 
-    def _prepare_app(self, directory: Path, slug_dir: Path, owners: Path, host_uid: int) -> None:
+    def _prepare_app(self, mounts: Path, slug_dir: Path, owners: Path, host_uid: int) -> None:
         """The dyno's /app (a size-capped tmpfs holding the overlay's upper layer over owners and slug), and its
         /run (a small tmpfs apart, so a full /app never keeps the launcher from writing the exit status)."""
-        scratch = directory / "scratch"
-        app = directory / "app"
+        scratch = mounts / "scratch"
+        app = mounts / "app"
         for path in (scratch, app, owners, slug_dir):
             if _MOUNT_UNSAFE.search(str(path)):
                 raise DynoError(
@@ -510,7 +519,7 @@ class RuncRuntime:
         for name in ("upper", "work"):
             (scratch / name).mkdir(mode=0o755)
         os.chown(scratch / "upper", host_uid, host_uid)
-        run = directory / "run"
+        run = mounts / "run"
         run.mkdir(mode=0o755)
         _mount(
             "tmpfs", run, "size=1m,mode=0755", MS_NOSUID | MS_NODEV | MS_NOEXEC, "the dyno's /run"
@@ -581,15 +590,16 @@ class RuncRuntime:
     def _teardown(self, dyno_id: str, directory: Path) -> None:
         """Remove everything a dyno left: its container, mounts, network and bundle (each step tolerant)."""
         self._runc("delete", "--force", dyno_id)
-        _unmount(directory / "app")
-        _unmount(directory / "scratch")
-        _unmount(directory / "run")
+        mounts = self._mounts(dyno_id)
+        for name in ("app", "scratch", "run"):
+            _unmount(mounts / name)
         if self.network is not None:
             try:
                 self.network.detach(dyno_id)
             except DockyardError as exc:
                 log.warning("could not detach the network of dyno %s: %s", dyno_id, exc.message)
         with self._lock:
+            shutil.rmtree(mounts, ignore_errors=True)
             shutil.rmtree(directory, ignore_errors=True)
 
     def _wait_gone(self, state: _State, timeout: float) -> bool:
@@ -655,7 +665,7 @@ class RuncRuntime:
 
     def _exit_code(self, dyno_id: str) -> int | None:
         """What the launcher wrote (a file the dyno could also write: read without following links)."""
-        path = self.root / dyno_id / "run" / "dyno" / EXIT_FILE
+        path = self._mounts(dyno_id) / "run" / "dyno" / EXIT_FILE
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:

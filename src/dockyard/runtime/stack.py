@@ -8,7 +8,8 @@ build date plus a hash of the installed package list (``20250601-3f2a9c1b7d0e``)
 ``.sha256`` file, and ``<name>.current`` names the newest version.
 
 ``StackImages.mount`` checks an image's SHA-256 and loop-mounts it read-only (``ro,nodev,nosuid``) once at
-``<stacks dir>/mnt/<name>-<version>``; every dyno of the host shares that mount as its root.
+``<run dir>/stacks/<name>-<version>`` (``/run/dockyard``: gone at a reboot, like the dynos that use it); every
+dyno of the host shares that mount as its root.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class StackImages:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = settings.stacks_dir
-        self.mount_root = self.root / "mnt"
+        self.mount_root = Path(settings.runtime.run_dir) / "stacks"
 
     # -- finding -------------------------------------------------------------------------------
 
