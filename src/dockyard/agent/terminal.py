@@ -135,6 +135,11 @@ def start_on_terminal(
         finally:
             os.close(master)
         return dyno, None
+    if runtime.sandboxed:  # a sandboxed dyno cannot open a terminal of the host by its path
+        raise DynoError(
+            f"the {runtime.name} runtime cannot give one-off dynos a terminal yet (it has no "
+            "start_attached); run the command with run:detached instead"
+        )
     master, terminal = open_terminal(tty=tty, size=size)
     try:
         try:
