@@ -1037,3 +1037,44 @@ def test_an_attached_one_off_dyno_without_a_rendezvous_service_fails_to_start(
     assert runtime.list() == []
     assert plane.last["run.4821"].state == "crashed"
     assert log_text(agent_settings).count("heroku[run.4821]: Starting process") == 1
+
+
+def test_a_release_phase_process_is_left_to_whoever_started_it(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    """The release phase runs in the same runtime; the agent neither stops it nor ships its output."""
+    spec = DynoSpec(
+        id="5d7c1c0e-0000-4000-8000-00000000beef",
+        app_id=APP_ID,
+        app_name="shop",
+        name="release.7",
+        process_type="release",
+        release_version=7,
+        slug_digest=slug,
+        command="echo migrating; sleep 30",
+        env={},
+        size="standard-1x",
+        labels={"dockyard.kind": "release"},
+    )
+    runtime.start(spec)
+    plane.desired = []
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        for _ in range(4):
+            await manager.tick()
+            await asyncio.sleep(0.1)
+        await manager.close()
+
+    try:
+        asyncio.run(scenario())
+        (seen,) = runtime.list()
+        assert (seen.spec.id, seen.state) == (spec.id, "running")
+        assert "migrating" not in log_text(agent_settings)
+        assert "release.7" not in json.dumps([r.to_json() for r in plane.last.values()])
+    finally:
+        runtime.stop(spec.id, timeout=1)

@@ -48,6 +48,7 @@ from dockyard.agent.reconcile import (
     SlotKey,
     SlotState,
     StopReason,
+    is_managed_elsewhere,
     is_one_off,
     plan,
     record_crash,
@@ -185,7 +186,13 @@ class DynoManager:
         """One round: fetch, look, log, plan, act, report."""
         self._round_now.clear()
         await self._refresh_desired()
-        listed = self._on_our_clock(await asyncio.to_thread(self.runtime.list))
+        listed = self._on_our_clock(
+            [
+                d
+                for d in await asyncio.to_thread(self.runtime.list)
+                if not is_managed_elsewhere(d.spec)
+            ]
+        )
         dynos = [d for d in listed if d.spec.id not in self._stopping]
         self._ship_logs(dynos)
         await self._watch_memory(dynos)

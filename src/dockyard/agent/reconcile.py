@@ -128,6 +128,12 @@ def is_one_off(spec: DynoSpec) -> bool:
     return spec.labels.get(ONE_OFF_LABEL) == "one-off"
 
 
+def is_managed_elsewhere(spec: DynoSpec) -> bool:
+    """Processes of another kind (a release phase, a postdeploy script) run in the same runtime but are
+    supervised, logged and stopped by whoever started them; the agent leaves them alone."""
+    return spec.labels.get(ONE_OFF_LABEL) not in (None, "one-off")
+
+
 def record_crash(
     slot: SlotState, dyno_id: str, ran: float, now: datetime, policy: RestartPolicy
 ) -> SlotState:
