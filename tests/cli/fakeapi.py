@@ -180,6 +180,7 @@ class FakeApi:
             ("GET", app + r"/dynos", lambda r, b, a: self._list(r, self._dynos(a))),
             ("DELETE", app + r"/dynos", lambda r, b, a: _ok({}, 202)),
             ("DELETE", app + r"/dynos/([^/]+)", lambda r, b, a, d: _ok({}, 202)),
+            ("POST", app + r"/dynos/([^/]+)/actions/stop", lambda r, b, a, d: _ok({}, 202)),
             ("GET", app + r"/domains", lambda r, b, a: self._list(r, self._domains(a))),
             ("POST", app + r"/domains", self._add_domain),
             ("DELETE", app + r"/domains/([^/]+)", self._remove_domain),

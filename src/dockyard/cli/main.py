@@ -27,6 +27,7 @@ from dockyard.cli.commands import (
     ps,
     releases,
     run,
+    stack,
     up,
 )
 from dockyard.cli.context import CliContext
@@ -34,7 +35,7 @@ from dockyard.cli.output import ERROR_PREFIX
 from dockyard.errors import DockyardError
 
 INTERRUPTED = 130
-_TOPICS = (auth, apps, config, ps, run, releases, buildpacks, domains, logs, keys, up)
+_TOPICS = (auth, apps, config, ps, run, releases, buildpacks, domains, logs, keys, stack, up)
 
 
 class ReportedError(click.ClickException):

@@ -197,6 +197,8 @@ class Dyno:
     created_at: datetime | None
     updated_at: datetime | None
     raw: Json = field(repr=False, compare=False)
+    next_retry_at: datetime | None = None
+    """For a crashed dyno in its restart back-off: when the platform tries again."""
 
     @classmethod
     def from_json(cls, data: Json) -> Dyno:
@@ -217,6 +219,7 @@ class Dyno:
             created_at=_time(data, "created_at"),
             updated_at=_time(data, "updated_at"),
             raw=data,
+            next_retry_at=_time(data, "next_retry_at"),
         )
 
 

@@ -131,3 +131,20 @@ def test_scale_without_process_types_says_what_to_do(dock: Dock, fake: FakeApi) 
     assert result.stderr == (
         " !    No process types on shop. Push code with a Procfile to add process types.\n"
     )
+
+
+def test_a_crashed_dyno_shows_when_it_is_tried_again(dock: Dock, fake: FakeApi) -> None:
+    fake.dynos["shop"][0] = dict(
+        fake.dynos["shop"][0], state="crashed", next_retry_at="2026-01-01T12:20:00Z"
+    )
+    lines = dock("ps", "-a", "shop").stdout.splitlines()
+    assert (
+        lines[1]
+        == "web.1: crashed 2026/01/01 11:58:00 +0000 (~ 2m ago); next restart at 2026/01/01 12:20:00 +0000"
+    )
+
+
+def test_ps_stop_stops_one_dyno(dock: Dock, fake: FakeApi) -> None:
+    result = dock("ps:stop", "run.4821", "-a", "shop")
+    assert result.exit_code == 0, result.output
+    assert fake.writes() == [("POST", "/apps/shop/dynos/run.4821/actions/stop", None)]

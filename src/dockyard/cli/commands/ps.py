@@ -63,7 +63,10 @@ def ps(
             continue
         out.header(f"{ptype} ({size_label(size)}): {command} ({len(members)})")
         for dyno in members:
-            out.line(f"{dyno.name}: {dyno.state} {_since(cli, dyno)}".rstrip())
+            retry = ""
+            if dyno.state == "crashed" and dyno.next_retry_at is not None:
+                retry = f"; next restart at {format_time(dyno.next_retry_at, cli.timezone)}"
+            out.line(f"{dyno.name}: {dyno.state} {_since(cli, dyno)}".rstrip() + retry)
 
 
 def _describe(formation: Sequence[Formation]) -> str:
@@ -158,5 +161,23 @@ def restart(
         client.restart(name, which)
 
 
-COMMANDS = (ps, scale, restart)
-ALIASES = {"scale": "ps:scale", "restart": "ps:restart", "dyno:scale": "ps:scale"}
+@click.command("ps:stop")
+@click.argument("dyno")
+@app_options
+@pass_cli
+def stop(cli: CliContext, dyno: str, app: str | None, remote: str | None) -> None:
+    """Stop a dyno: a one-off dyno ends; a formation dyno is restarted by the platform, as on Heroku
+    (scale the type down to stop it for good)."""
+    name = cli.resolve_app(app, remote)
+    with cli.out.action(f"Stopping {dyno} dyno on {name}"):
+        cli.platform().stop_dyno(name, dyno)
+
+
+COMMANDS = (ps, scale, restart, stop)
+ALIASES = {
+    "scale": "ps:scale",
+    "restart": "ps:restart",
+    "dyno:scale": "ps:scale",
+    "stop": "ps:stop",
+    "dyno:stop": "ps:stop",
+}
