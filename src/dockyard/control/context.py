@@ -11,7 +11,6 @@ from dockyard.logs.store import FileLogStore
 from dockyard.settings import Settings
 from dockyard.slug.store import SlugStore
 from dockyard.store import SqlStore
-from dockyard.store.migrate import upgrade
 
 STACK = "heroku-24"
 """The stack name apps report; the Dynos issue replaces it with Dockyard's own stack image."""
@@ -34,6 +33,8 @@ class Platform:
         clock = clock or SystemClock()
         store = SqlStore(settings.sqlalchemy_url, clock=clock)
         if migrate:
+            from dockyard.store.migrate import upgrade  # Alembic is slow to import; hooks skip it
+
             upgrade(store.engine)
         database = settings.data_dir / "dockyard.db"
         for path in (

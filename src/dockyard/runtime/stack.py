@@ -55,6 +55,7 @@ STACK_PACKAGES: tuple[str, ...] = (
     "locales",
     "netbase",
     "nodejs",
+    "npm",
     "procps",
     "python3",
     "python3-venv",
@@ -66,9 +67,9 @@ BUILD_PACKAGES: tuple[str, ...] = (
     "libpq-dev",
     "libssl-dev",
     "libyaml-dev",
-    "npm",
     "pkg-config",
     "python3-dev",
+    "python3-pip",
 )
 """Added to ``STACK_PACKAGES`` for the ``build`` variant (builds compile native extensions)."""
 VERSION_FILE = "etc/dockyard-stack"
