@@ -8,7 +8,8 @@ Every ``agent.refresh_interval`` seconds one round:
 2. lists what the runtime runs and probes web dynos (a TCP connect to ``$PORT``: ``starting`` until
    it answers, then ``up``);
 3. copies new output lines of each dyno into its app's log stream (``app[web.1]``) and writes the
-   dyno manager's own lines (``heroku[web.1]``);
+   dyno manager's own lines (``heroku[web.1]``); with a dyno network (runc), logs new port-scan
+   blocks and detaches leases of dynos that are gone (``agent.network``);
 4. every ``agent.memory_check_interval`` reads each dyno's memory use from the runtime (R14 once
    per episode above the quota; R15 when a dyno that was over it dies of SIGKILL);
 5. plans with ``reconcile.plan`` and carries the plan out: starts first, stops in the background
@@ -41,6 +42,7 @@ from dockyard._util.clock import Clock, SystemClock
 from dockyard._util.secretfile import ensure_secret_file
 from dockyard.agent.lifecycle import policy_of
 from dockyard.agent.memory import SIGKILL_STATUS, MemoryWatch, Usage, read_usage
+from dockyard.agent.network import NetworkWatch
 from dockyard.agent.reconcile import (
     ONE_OFF_LABEL,
     Observed,
@@ -100,8 +102,11 @@ class DynoManager:
         *,
         host: str | None = None,
         policy: RestartPolicy | None = None,
+        network_watch: NetworkWatch | None = None,
     ) -> None:
         self.settings = settings
+        self.network_watch = network_watch
+        """Port-scan events to log and stale address leases to detach (the runc runtime's network)."""
         self.runtime = runtime
         self.client = client
         self.clock = clock
@@ -186,15 +191,11 @@ class DynoManager:
         """One round: fetch, look, log, plan, act, report."""
         self._round_now.clear()
         await self._refresh_desired()
-        listed = self._on_our_clock(
-            [
-                d
-                for d in await asyncio.to_thread(self.runtime.list)
-                if not is_managed_elsewhere(d.spec)
-            ]
-        )
+        everything = await asyncio.to_thread(self.runtime.list)
+        listed = self._on_our_clock([d for d in everything if not is_managed_elsewhere(d.spec)])
         dynos = [d for d in listed if d.spec.id not in self._stopping]
         self._ship_logs(dynos)
+        await self._watch_network(everything)
         await self._watch_memory(dynos)
         await self._observe(dynos)
         self._stop_abandoned(dynos)
@@ -369,6 +370,23 @@ class DynoManager:
                 for line in self.memory.observe(dyno.spec.id, dyno.spec.size, usage):
                     self._system(dyno.spec, line)
         self.memory.forget_all_but(d.spec.id for d in dynos)
+
+    async def _watch_network(self, everything: Sequence[RunningDyno]) -> None:
+        """Port-scan blocks to the platform log and the scanning dyno's app log; stale leases
+        detached (``agent.network``)."""
+        watch = self.network_watch
+        if watch is None:
+            return
+        specs = {d.spec.id: d.spec for d in everything}
+        for event in await asyncio.to_thread(watch.blocks):
+            spec = specs.get(event.dyno_id or "")
+            if spec is not None:
+                self._system(spec, event.message)
+
+        def known() -> set[str]:
+            return {d.spec.id for d in self.runtime.list()} | set(self._stopping)
+
+        await asyncio.to_thread(watch.sweep, self.clock.monotonic(), known)
 
     # -- acting ----------------------------------------------------------------------------------
 
@@ -743,7 +761,13 @@ async def _serve(settings: Settings, runtime: Runtime, token: str) -> None:
     import signal
 
     api = AsyncApiClient(settings.api_url, token)
-    manager = DynoManager(settings, runtime, DataPlaneClient(api), SystemClock())
+    manager = DynoManager(
+        settings,
+        runtime,
+        DataPlaneClient(api),
+        SystemClock(),
+        network_watch=NetworkWatch.for_runtime(settings, runtime),
+    )
     wake = WakeServer(settings.agent_socket, manager.wake)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
