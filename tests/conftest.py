@@ -20,10 +20,12 @@ POSTGRES_URL_VAR = "DOCKYARD_TEST_DATABASE_URL"
 
 
 def make_settings(data_dir: Path, **env: str) -> Settings:
+    # Unit tests run dynos as plain processes unless they ask for the sandbox themselves.
     base = {
         "DOCKYARD_DATA_DIR": str(data_dir),
         "HOME": str(data_dir),
         "DOCKYARD_CONFIG": os.devnull,
+        "DOCKYARD_AGENT_RUNTIME": "process",
     }
     base.update(env)
     return load_settings(base)
