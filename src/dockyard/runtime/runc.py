@@ -41,12 +41,15 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
+import socket
 import stat
+import termios
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,9 +84,12 @@ _MOUNT_UNSAFE = re.compile(r"[,:\s\\]")
 TCP_LISTEN = "0A"
 
 # Runs as PID 1 of the container, in /app. The command travels as "$1", never spliced into this script.
+# The INT trap keeps the launcher alive when Ctrl-C on an attached dyno's terminal interrupts the command
+# (the subshell gets the default action back), so it still records the command's status (130).
 LAUNCHER = """\
 __dyno_command=$1
 shift
+trap : INT
 for __dyno_file in .profile.d/*.sh; do
   if [ -r "$__dyno_file" ]; then . "./$__dyno_file"; fi
 done
@@ -269,6 +275,73 @@ def _runc_error(log_path: Path, fallback: str) -> str:
     return fallback
 
 
+@dataclass(frozen=True)
+class _Console:
+    """An attached dyno's terminal, as asked for."""
+
+    tty: bool
+    size: tuple[int, int] | None
+    """``(lines, columns)``."""
+
+
+def _listen(path: Path) -> socket.socket:
+    """The Unix socket runc sends the terminal's master to (root only: it is a dyno's terminal)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        listener.bind(str(path))
+        os.chmod(path, 0o600)
+        listener.listen(1)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def _close_listener(listener: socket.socket) -> None:
+    path = listener.getsockname()
+    listener.close()
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _receive_console(
+    listener: socket.socket, runc_ended: Callable[[], int | None], timeout: float
+) -> int | None:
+    """The pty master runc's init sends while it creates the container; None when runc ended first
+    (it failed: its log says why) or sent nothing in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([listener], [], [], _POLL)
+        if ready:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(max(0.1, deadline - time.monotonic()))
+                _message, fds, _flags, _address = socket.recv_fds(conn, 4096, 1)
+            for extra in fds[1:]:
+                os.close(extra)
+            return fds[0] if fds else None
+        if runc_ended() is not None:
+            return None
+    return None
+
+
+def _set_terminal(master: int, *, tty: bool, size: tuple[int, int] | None) -> None:
+    """A terminal as ``dockyard run`` expects it: with ``tty`` echo and ``\\n`` → ``\\r\\n``; without,
+    neither (bytes pass as they are); and the client's window size."""
+    if size is not None:
+        termios.tcsetwinsize(master, size)
+    attrs = termios.tcgetattr(master)
+    echo = termios.ECHO | termios.ECHOE | termios.ECHOK | termios.ECHOCTL
+    if tty:
+        attrs[1] |= termios.OPOST | termios.ONLCR
+        attrs[3] |= echo
+    else:
+        attrs[1] &= ~termios.OPOST
+        attrs[3] &= ~(echo | termios.ECHONL)
+    termios.tcsetattr(master, termios.TCSANOW, attrs)
+
+
 class RuncRuntime:
     """Sandboxed dynos run by runc; see the module docstring.
 
@@ -348,13 +421,18 @@ class RuncRuntime:
     # -- the Runtime protocol ------------------------------------------------------------------
 
     def start(self, spec: DynoSpec) -> RunningDyno:
+        return self._start_new(spec, None)[0]
+
+    def _start_new(
+        self, spec: DynoSpec, console: _Console | None
+    ) -> tuple[RunningDyno, int | None]:
         directory = self._dir(spec.id)
         exists = DynoError(f"a dyno with id {spec.id} already exists on this host")
         with self._slug_lock:
             if directory.exists():
                 raise exists
             try:
-                return self._start(spec, directory)
+                return self._start(spec, directory, console)
             except FileExistsError as exc:  # another process took the id: leave its dyno alone
                 raise exists from exc
             except (OSError, DockyardError) as exc:
@@ -408,6 +486,22 @@ class RuncRuntime:
 
     # -- beyond the protocol -------------------------------------------------------------------
 
+    def start_attached(
+        self, spec: DynoSpec, *, tty: bool, size: tuple[int, int] | None
+    ) -> tuple[RunningDyno, int]:
+        """Start a dyno on a terminal of its own (an attached one-off dyno: ``dockyard run``) and return
+        the terminal's master side, which the caller owns and must close.
+
+        The container has ``process.terminal`` set: runc's init opens a pty inside the dyno (its own
+        ``/dev/pts``), makes the slave the launcher's stdin, stdout, stderr and controlling terminal, and
+        sends the master over ``--console-socket``. ``size`` is ``(lines, columns)``. With ``tty`` the
+        terminal echoes and turns ``\\n`` into ``\\r\\n`` as a terminal does; without (the client's
+        ``--no-tty``) it does neither, so output passes byte for byte (Ctrl-D still ends the input)."""
+        dyno, master = self._start_new(spec, _Console(tty, size))
+        if master is None:  # pragma: no cover - _start always answers with a master here
+            raise DynoError(f"runc gave no terminal for {spec.name} of {spec.app_name}")
+        return dyno, master
+
     def listening(self, dyno_id: str) -> bool:
         """Whether the dyno listens on its ``$PORT`` (read from its own socket table, so it works before
         any network is attached)."""
@@ -420,7 +514,9 @@ class RuncRuntime:
 
     # -- starting ------------------------------------------------------------------------------
 
-    def _start(self, spec: DynoSpec, directory: Path) -> RunningDyno:
+    def _start(
+        self, spec: DynoSpec, directory: Path, console: _Console | None
+    ) -> tuple[RunningDyno, int | None]:
         limits = cgroups.limits_for(cgroups.size_of(spec.size))
         stack_root = self.stacks.mount(self.stacks.require())
         slug_dir = self.mounter.mount(spec.slug_digest)
@@ -472,14 +568,24 @@ class RuncRuntime:
                 },
             )
         )
+        if console is not None:
+            config["process"]["terminal"] = True
+            if console.size is not None:
+                lines, columns = console.size
+                config["process"]["consoleSize"] = {"height": lines, "width": columns}
         fd = os.open(directory / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(config, handle)
-        pid = self._run(spec, directory)
-        started = _proc_start(pid)
-        state = replace(state, pid=pid, pid_start=started or 0, started_at=datetime.now(UTC))
-        self._write(directory, state)
-        return self._observe(state)
+        pid, master = self._run(spec, directory, console)
+        try:
+            started = _proc_start(pid)
+            state = replace(state, pid=pid, pid_start=started or 0, started_at=datetime.now(UTC))
+            self._write(directory, state)
+            return self._observe(state), master
+        except BaseException:
+            if master is not None:
+                os.close(master)
+            raise
 
     def _mounts(self, dyno_id: str) -> Path:
         return self.run_root / "dynos" / dyno_id
@@ -552,38 +658,63 @@ class RuncRuntime:
                 shutil.rmtree(partial, ignore_errors=True)
         return target
 
-    def _run(self, spec: DynoSpec, directory: Path) -> int:
-        """``runc run --detach``: the container keeps runc's stdout and stderr (the output file)."""
-        fd = os.open(directory / OUTPUT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    def _run(
+        self, spec: DynoSpec, directory: Path, console: _Console | None
+    ) -> tuple[int, int | None]:
+        """``runc run --detach``: the container keeps runc's stdout and stderr (the output file), or, with
+        a ``console``, gets a terminal whose master comes back over the console socket. Returns the
+        container's init pid and that master (None without a console)."""
+        argv = [
+            *_runc_argv(self.runc_root, directory / RUNC_LOG),
+            "run",
+            "--detach",
+            "--bundle",
+            directory,
+            "--pid-file",
+            directory / "pid",
+        ]
+        listener = None
+        if console is not None:
+            socket_path = self.run_root / f"console-{uuid.uuid4().hex[:16]}.sock"
+            listener = _listen(socket_path)
+            argv += ["--console-socket", socket_path]
+        master = None
         try:
-            child = proc.spawn(
-                [
-                    *_runc_argv(self.runc_root, directory / RUNC_LOG),
-                    "run",
-                    "--detach",
-                    "--bundle",
-                    directory,
-                    "--pid-file",
-                    directory / "pid",
-                    spec.id,
-                ],
-                stdout=fd,
-                stderr=fd,
-            )
+            fd = os.open(directory / OUTPUT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                child = proc.spawn([*argv, spec.id], stdout=fd, stderr=fd)
+            finally:
+                os.close(fd)
+            if listener is not None and console is not None:
+                master = _receive_console(listener, child.poll, RUNC_TIMEOUT)
+            try:
+                code = child.wait(timeout=RUNC_TIMEOUT)
+            except Exception as exc:
+                child.kill()
+                child.wait()
+                raise DynoError(
+                    f"runc did not start the container within {RUNC_TIMEOUT:g} s"
+                ) from exc
+            if code != 0:
+                raise DynoError(
+                    _runc_error(directory / RUNC_LOG, f"runc exited with status {code}")
+                )
+            if console is not None:
+                if master is None:
+                    raise DynoError("runc started the container but sent no terminal")
+                _set_terminal(master, tty=console.tty, size=console.size)
+            try:
+                pid = int((directory / "pid").read_text(encoding="ascii").strip())
+            except (OSError, ValueError) as exc:
+                raise DynoError(f"runc gave no pid for the container: {exc}") from exc
+        except BaseException:
+            if master is not None:
+                os.close(master)
+            raise
         finally:
-            os.close(fd)
-        try:
-            code = child.wait(timeout=RUNC_TIMEOUT)
-        except Exception as exc:
-            child.kill()
-            child.wait()
-            raise DynoError(f"runc did not start the container within {RUNC_TIMEOUT:g} s") from exc
-        if code != 0:
-            raise DynoError(_runc_error(directory / RUNC_LOG, f"runc exited with status {code}"))
-        try:
-            return int((directory / "pid").read_text(encoding="ascii").strip())
-        except (OSError, ValueError) as exc:
-            raise DynoError(f"runc gave no pid for the container: {exc}") from exc
+            if listener is not None:
+                _close_listener(listener)
+        return pid, master
 
     # -- stopping ------------------------------------------------------------------------------
 
