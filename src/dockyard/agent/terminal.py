@@ -3,14 +3,16 @@
 The agent gives an attached one-off dyno a pseudo-terminal and hands the terminal's master side to
 the rendezvous service, which joins it to the client; the agent is then out of the byte path.
 
-A runtime that can start a dyno on a terminal itself offers ``start_attached(spec, *, tty, columns,
-lines) -> (RunningDyno, master_fd)`` (runc: ``process.terminal`` and ``--console-socket``); the
-caller owns the returned fd. For runtimes without it (the ``process`` runtime) the agent opens the
-pty here and wraps the dyno's command so that its shell, the leader of the dyno's session, opens
-the pty's slave by path as stdin, stdout and stderr (and so as its controlling terminal: Ctrl-C
-reaches the dyno's foreground processes). The agent keeps one slave fd open until the dyno has ended,
-so the master never reads ``EIO`` before the dyno has even opened its side, and closes it then, so
-the rendezvous service sees the end at once. A hang-up on that slave fd means the client went away.
+A runtime that can start a dyno on a terminal itself offers ``start_attached(spec, *, tty, size)
+-> (RunningDyno, master_fd)`` (runc: ``process.terminal`` and ``--console-socket``; the terminal
+lives in the dyno's own ``/dev/pts``); the caller owns the returned fd, and the agent opens the
+slave through the master (``TIOCGPTPEER``). For runtimes without it (the ``process`` runtime) the
+agent opens the pty here and wraps the dyno's command so that its shell, the leader of the dyno's
+session, opens the pty's slave by path as stdin, stdout and stderr (and so as its controlling
+terminal: Ctrl-C reaches the dyno's foreground processes). Either way the agent keeps one slave fd
+open until the dyno has ended, so the master never reads ``EIO`` before the dyno has even opened its
+side, and closes it then, so the rendezvous service sees the end at once. A hang-up on that slave fd
+means the client went away.
 
 Hand-over protocol (Unix socket ``<data dir>/run/rendezvous.sock``): send ``attach <dyno id>\\n``
 with the master fd as ``SCM_RIGHTS``; the answer is ``ok\\n`` or ``error <reason>\\n``.
@@ -19,6 +21,7 @@ with the master fd as ``SCM_RIGHTS``; the answer is ``ok\\n`` or ``error <reason
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import shlex
@@ -32,6 +35,9 @@ from dockyard.errors import DockyardError, DynoError
 from dockyard.runtime.base import DynoSpec, RunningDyno, Runtime
 
 HANDOVER_TIMEOUT = 5.0
+TIOCGPTPEER = 0x5441
+"""ioctl: open the slave of a pty master (Linux 4.13+), also one whose slave is in another mount
+namespace's ``/dev/pts``."""
 
 
 @dataclass
@@ -88,6 +94,15 @@ def open_terminal(*, tty: bool, size: tuple[int, int] | None) -> tuple[int, Term
         raise
 
 
+def peer_of(master: int) -> Terminal:
+    """The agent's end of a terminal a runtime made (its slave, opened through the master)."""
+    try:
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DynoError(f"cannot open the dyno's terminal: {exc.strerror or exc}") from exc
+    return Terminal(slave, "")
+
+
 def attach_command(command: str, path: str) -> str:
     """``command`` run with the terminal at ``path`` as stdin, stdout, stderr and controlling
     terminal. The runtime's launcher evaluates it after ``.profile.d``, in the dyno's session leader."""
@@ -120,21 +135,25 @@ def start_on_terminal(
     tty: bool,
     size: tuple[int, int] | None,
     socket_path: Path,
-) -> tuple[RunningDyno, Terminal | None]:
+) -> tuple[RunningDyno, Terminal]:
     """Start an attached one-off dyno on a terminal whose master goes to the rendezvous service.
-    Returns the agent's end of the terminal, to keep until the dyno has ended (None when the
-    runtime made the terminal itself)."""
+    Returns the agent's end of the terminal, to keep until the dyno has ended."""
     start_attached = getattr(runtime, "start_attached", None)
     if callable(start_attached):  # the runtime sets the terminal up itself (runc)
         dyno, master = start_attached(spec, tty=tty, size=size)
         try:
-            hand_over(socket_path, spec.id, master)
+            terminal = peer_of(master)
+            try:
+                hand_over(socket_path, spec.id, master)
+            except DockyardError:
+                terminal.close()
+                raise
         except DockyardError:
             runtime.stop(spec.id, timeout=0)
             raise
         finally:
             os.close(master)
-        return dyno, None
+        return dyno, terminal
     if runtime.sandboxed:  # a sandboxed dyno cannot open a terminal of the host by its path
         raise DynoError(
             f"the {runtime.name} runtime cannot give one-off dynos a terminal yet (it has no "
