@@ -85,7 +85,9 @@ class RouterSettings:
 
 @dataclass(frozen=True)
 class AgentSettings:
-    runtime: str = "process"
+    runtime: str = "runc" if _is_root() else "process"
+    """The dyno runtime (``runc`` or ``process``): ``runc``, sandboxed, when Dockyard runs as root;
+    ``process`` (plain processes, not a sandbox) otherwise."""
     refresh_interval: float = 0.5
     boot_timeout: float = 60.0
     """Seconds a web dyno has to accept connections on $PORT (Heroku's R10)."""
