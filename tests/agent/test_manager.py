@@ -92,7 +92,9 @@ class FakeDataPlane:
 def agent_settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
-        agent=AgentSettings(refresh_interval=0.02, boot_timeout=60, stop_timeout=2),
+        agent=AgentSettings(
+            runtime="process", refresh_interval=0.02, boot_timeout=60, stop_timeout=2
+        ),
     )
 
 
@@ -421,6 +423,8 @@ def test_without_any_desired_state_nothing_is_stopped(
 
 def test_runtime_is_chosen_by_name(agent_settings: Settings) -> None:
     assert isinstance(load_runtime(agent_settings), ProcessRuntime)
+    default = load_settings({"DOCKYARD_CONFIG": os.devnull}).agent.runtime
+    assert default == ("runc" if os.geteuid() == 0 else "process")  # sandboxed where root allows
     bad = Settings(data_dir=agent_settings.data_dir, agent=AgentSettings(runtime="docker"))
     with pytest.raises(InvalidError, match="unknown runtime 'docker'"):
         load_runtime(bad)
@@ -442,6 +446,7 @@ def test_main_warns_it_is_unsandboxed_and_leaves_dynos_running_on_sigterm(
         "DOCKYARD_DATA_DIR": str(agent_settings.data_dir),
         "DOCKYARD_API_PORT": str(_closed_port()),  # the control plane is away: the cache is used
         "DOCKYARD_AGENT_REFRESH_INTERVAL": "0.05",
+        "DOCKYARD_AGENT_RUNTIME": "process",
     }
     settings = load_settings(env)
     cache = {"etag": "", "dynos": [want(slug, 1).to_json()]}
