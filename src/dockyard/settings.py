@@ -162,6 +162,9 @@ class RendezvousSettings:
             )
 
 
+BUILD_SANDBOXES = ("runc", "uid")
+
+
 @dataclass(frozen=True)
 class BuildSettings:
     compile_timeout: float = 15 * 60
@@ -181,13 +184,42 @@ class BuildSettings:
     max_slug_bytes: int = 500 << 20
     """Largest compressed slug a build may produce (Heroku's limit)."""
     memory_bytes: int = 4 << 30
-    """Data memory (heap) each buildpack process may use (``RLIMIT_DATA``)."""
+    """Memory a build may use: with the ``runc`` sandbox the cgroup limit of the build (all its
+    processes, its ``/tmp`` included); with ``uid``, the data memory of each process
+    (``RLIMIT_DATA``)."""
     max_processes: int = 1024
-    """Processes and threads a build may run at once (``RLIMIT_NPROC`` of its own user)."""
+    """Processes and threads a build may run at once (its cgroup's ``pids.max`` with ``runc``,
+    ``RLIMIT_NPROC`` of its own user with ``uid``)."""
     disk_bytes: int = 10 << 30
     """Disk space a build may use: build directory, cache, env and temporary files."""
+    sandbox: str = "runc" if _is_root() else "uid"
+    """``runc``: every buildpack command runs in a one-shot container on the build stack image
+    (namespaces, cgroup limits, seccomp, the dyno firewall); Dockyard falls back to ``uid`` with
+    a warning in the build output when it is not root or runc or the build stack image is
+    missing. ``uid``: commands run on the host as a user of their own, under resource limits."""
+    cpus: float = 2.0
+    """CPUs a build may use with the ``runc`` sandbox (a CFS quota, at most the host's); 0: no
+    quota, only a fair share."""
+    nameservers: str = ""
+    """DNS servers of builds in the ``runc`` sandbox, separated by spaces or commas; empty: the
+    host's own when builds may reach them (public addresses), else 1.1.1.1 and 8.8.8.8."""
+    ca_certificates: str = "/etc/ssl/certs/ca-certificates.crt"
+    """A PEM bundle on the host that builds in the ``runc`` sandbox trust instead of the stack's
+    (mounted read-only over its ``/etc/ssl/certs/ca-certificates.crt``), so registries behind a
+    TLS-inspecting proxy or with an internal CA work; empty: the stack's own bundle."""
 
     def __post_init__(self) -> None:
+        if self.sandbox not in BUILD_SANDBOXES:
+            raise InvalidError(
+                f"setting build.sandbox (DOCKYARD_BUILD_SANDBOX): {self.sandbox!r} is not one of "
+                f"{', '.join(BUILD_SANDBOXES)}",
+                field="build.sandbox",
+            )
+        if not self.cpus >= 0:  # also rejects NaN
+            raise InvalidError(
+                f"setting build.cpus (DOCKYARD_BUILD_CPUS): {self.cpus!r} is not 0 or more CPUs",
+                field="build.cpus",
+            )
         for name in (
             "max_source_files",
             "max_source_depth",
