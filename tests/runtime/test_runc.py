@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from dockyard.errors import DynoError
-from dockyard.runtime.runc import RuncRuntime, listening_ports
+from dockyard.runtime import cgroups
+from dockyard.runtime.runc import RuncRuntime, listening_ports, memory_limits, swap_active
 from dockyard.slug.mount import mount_points
 from tests.runtime.runc_support import (
     current,
@@ -102,6 +104,21 @@ def test_writes_beyond_the_scratch_and_tmp_caps_fail_with_enospc() -> None:
         assert "app=1" in output and "tmp=1" in output
 
 
+def test_without_swap_the_ram_limit_is_the_r15_line_and_with_swap_the_quota(
+    tmp_path: Path,
+) -> None:
+    quota = cgroups.limits_for(cgroups.size_of("standard-1x"))
+    assert memory_limits(quota, swap=True).memory_bytes == 512 << 20
+    assert memory_limits(quota, swap=False).memory_bytes == 1024 << 20
+    assert memory_limits(quota, swap=False).memory_swap_bytes == 1024 << 20
+    swaps = tmp_path / "swaps"
+    swaps.write_text("Filename\tType\tSize\tUsed\tPriority\n")
+    assert not swap_active(swaps)
+    swaps.write_text(swaps.read_text() + "/swapfile\tfile\t1048572\t0\t-2\n")
+    assert swap_active(swaps)
+    assert not swap_active(tmp_path / "missing")
+
+
 @pytest.mark.parametrize(
     ("size", "memory", "pids"),
     [("standard-1x", 512 << 20, 256), ("standard-2x", 1024 << 20, 512)],
@@ -116,10 +133,11 @@ def test_the_dyno_size_sets_its_cgroup_limits(
     )
     dyno = runtime.start(spec(slug, show, size=size))
     wait_for(lambda: len(output_of(runtime, dyno.spec.id).split()) == 4, what="the limits printed")
-    assert output_of(runtime, dyno.spec.id).split() == [str(memory), str(pids), "10000", "0"]
+    ram = memory if swap_active() else 2 * memory  # without swap the R14 zone is in RAM
+    assert output_of(runtime, dyno.spec.id).split() == [str(ram), str(pids), "10000", "0"]
     usage = runtime.usage(dyno.spec.id)
     assert usage is not None
-    assert (usage.memory_limit_bytes, usage.pids_limit) == (memory, pids)
+    assert (usage.memory_limit_bytes, usage.pids_limit) == (ram, pids)
     assert usage.memory_swap_limit_bytes in (2 * memory, -1)  # 2x where the host accounts swap
     assert usage.pids >= 2 and usage.oom_kills == 0
 

@@ -240,6 +240,25 @@ def _memsw_supported() -> bool:
     return (cgroups.CGROUP_ROOT / "memory" / "memory.memsw.limit_in_bytes").exists()
 
 
+def swap_active(swaps: Path = Path("/proc/swaps")) -> bool:
+    """Whether the host has any swap space switched on (``/proc/swaps`` lists more than its header)."""
+    try:
+        return len(swaps.read_text(encoding="ascii").strip().splitlines()) > 1
+    except OSError:
+        return False
+
+
+def memory_limits(limits: cgroups.Limits, *, swap: bool) -> cgroups.Limits:
+    """Heroku's memory rules on this host. With swap, the quota is the RAM limit and memory plus swap
+    stops at twice the quota: above the quota the dyno swaps (R14), at twice it is killed (R15). Without
+    swap there is nothing to push into, so the RAM limit itself becomes twice the quota: the dyno may use
+    the R14 zone in RAM (the agent logs R14 above the quota) and the kernel kills it at twice the quota
+    (R15), instead of at the quota."""
+    if swap:
+        return limits
+    return replace(limits, memory_bytes=limits.memory_swap_bytes)
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MNT_DETACH = 0x2
@@ -517,7 +536,7 @@ class RuncRuntime:
     def _start(
         self, spec: DynoSpec, directory: Path, console: _Console | None
     ) -> tuple[RunningDyno, int | None]:
-        limits = cgroups.limits_for(cgroups.size_of(spec.size))
+        limits = memory_limits(cgroups.limits_for(cgroups.size_of(spec.size)), swap=swap_active())
         stack_root = self.stacks.mount(self.stacks.require())
         slug_dir = self.mounter.mount(spec.slug_digest)
         host_base = self.uids.host_base(spec.app_id)
