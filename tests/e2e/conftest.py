@@ -1,8 +1,16 @@
-"""A real Dockyard started with the README's command, on free ports and a temporary data directory."""
+"""A real Dockyard started with the README's command, on free ports and a temporary data directory.
+
+As root (CI), the platform runs its dynos with its default runtime, ``runc``: on the stack image the runtime
+tests share (built once per machine, ``tests.runtime.runc_support.stacks_dir``, passed in
+``DOCKYARD_RUNTIME_STACKS_DIR`` so ``make up`` never debootstraps again), with a run directory, an nftables
+table and a dyno address range of its own, all removed after the platform stopped.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,8 +23,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dockyard._util import proc
+from dockyard.slug.mount import mount_points
+from tests.runtime.runc_support import missing_requirements, stacks_dir
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+_platforms = itertools.count(1)
 
 
 def free_port() -> int:
@@ -34,6 +48,10 @@ class Dockyard:
     home: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    runtime: str
+    """``runc`` as root (the default there), else ``process``."""
+    run_dir: Path | None
+    """The runc runtime's run directory (``runc --root <run dir>/runc list`` shows the dynos)."""
     keys: dict[str, str] = field(default_factory=dict)
 
     def cli(
@@ -109,6 +127,29 @@ class Dockyard:
         return text if whole else text[-6000:]
 
 
+def runc_env() -> dict[str, str]:
+    """Settings that give this platform's runc dynos the shared stack image, and a run directory, table and
+    range of their own."""
+    number = next(_platforms)
+    tag = f"{os.getpid()}x{number}"
+    return {
+        "DOCKYARD_RUNTIME_STACKS_DIR": str(stacks_dir()),
+        "DOCKYARD_RUNTIME_RUN_DIR": f"/run/dockyard-e2e-{tag}",
+        "DOCKYARD_NETWORK_TABLE": f"dye2e{tag}",
+        "DOCKYARD_NETWORK_PRIVATE_RANGE": f"10.92.{(os.getpid() + number) % 200 + 20}.0/24",
+    }
+
+
+def remove_runc_leftovers(env: dict[str, str], base: Path) -> None:
+    """What a stopped platform's runc runtime leaves on the host: its table, mounts and run directory."""
+    run_dir = Path(env["DOCKYARD_RUNTIME_RUN_DIR"])
+    proc.run(["nft", "delete", "table", "inet", env["DOCKYARD_NETWORK_TABLE"]], check=False)
+    for point in sorted(mount_points(), key=lambda p: len(p.parts), reverse=True):
+        if run_dir in point.parents or base in point.parents:
+            proc.run(["umount", "-l", point], check=False)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def dockyard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyard]:
     base = tmp_path_factory.mktemp("dockyard")
@@ -133,6 +174,13 @@ def dockyard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyard]:
         "GIT_COMMITTER_EMAIL": "dev@example.com",
     }
     env.pop("DOCKYARD_TEST_DATABASE_URL", None)
+    runtime = "runc" if missing_requirements() is None else "process"
+    if runtime == "runc":
+        env.pop("DOCKYARD_AGENT_RUNTIME", None)  # runc is the default as root
+        env.update(runc_env())
+    else:
+        env["DOCKYARD_AGENT_RUNTIME"] = "process"
+    forward = IP_FORWARD.read_text() if runtime == "runc" else ""
     log_path = base / "platform.log"
     with log_path.open("wb") as log:
         # The README's start command, exactly as a newcomer runs it.
@@ -144,18 +192,21 @@ def dockyard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyard]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    platform = Dockyard(env, f"http://localhost:{api_port}", router_port, home, process, log_path)
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{platform.api_url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"Dockyard did not start:\n{platform.platform_log()}")
-        time.sleep(0.3)
+    run_dir = Path(env["DOCKYARD_RUNTIME_RUN_DIR"]) if runtime == "runc" else None
+    platform = Dockyard(
+        env, f"http://localhost:{api_port}", router_port, home, process, log_path, runtime, run_dir
+    )
     try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{platform.api_url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"Dockyard did not start:\n{platform.platform_log()}")
+            time.sleep(0.3)
         yield platform
     finally:
         os.killpg(process.pid, signal.SIGINT)
@@ -164,3 +215,6 @@ def dockyard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyard]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        if runtime == "runc":
+            remove_runc_leftovers(env, base)
+            IP_FORWARD.write_text(forward)
