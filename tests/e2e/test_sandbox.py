@@ -27,7 +27,6 @@ from dockyard._util import proc
 from dockyard.runtime.base import RunningDyno
 from dockyard.runtime.network import DynoNetwork
 from dockyard.runtime.runc import RuncRuntime
-from dockyard.slug.mount import mount_points
 from dockyard.slug.store import SlugStore
 from tests.e2e.conftest import Dockyard
 from tests.runtime.runc_support import (
@@ -40,7 +39,6 @@ from tests.runtime.runc_support import (
     runc_runtime,
     runc_settings,
     spec,
-    stacks_dir,
     stop_all,
     wait_for,
 )
@@ -406,42 +404,13 @@ http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), Handler).serve_fo
 """
 
 
-@pytest.fixture(scope="module")
-def runc_platform_env() -> Iterator[Path]:
-    """Environment for a whole Dockyard on the runc runtime, with a run dir, nftables table and address
-    range of its own; removed afterwards (after the platform stopped)."""
-    tag = os.getpid()
-    run_dir = Path(f"/run/dockyard-e2e-{tag}")
-    table = f"dye2e{tag}"
-    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
-    patch = pytest.MonkeyPatch()
-    patch.setenv("DOCKYARD_AGENT_RUNTIME", "runc")
-    patch.setenv("DOCKYARD_RUNTIME_STACKS_DIR", str(stacks_dir()))
-    patch.setenv("DOCKYARD_RUNTIME_RUN_DIR", str(run_dir))
-    patch.setenv("DOCKYARD_NETWORK_TABLE", table)
-    patch.setenv("DOCKYARD_NETWORK_PRIVATE_RANGE", f"10.92.{tag % 200 + 20}.0/24")
-    try:
-        yield run_dir
-    finally:
-        patch.undo()
-        proc.run(["nft", "delete", "table", "inet", table], check=False)
-        for point in sorted(mount_points(), key=lambda p: len(p.parts), reverse=True):
-            if run_dir in point.parents:
-                proc.run(["umount", "-l", point], check=False)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        Path("/proc/sys/net/ipv4/ip_forward").write_text(forward)
-
-
-@pytest.fixture(scope="module")
-def runc_dockyard(runc_platform_env: Path, dockyard: Dockyard) -> tuple[Dockyard, Path]:
-    return dockyard, runc_platform_env
-
-
 def test_a_pushed_app_runs_in_a_runc_dyno_and_serves_through_the_router(
-    runc_dockyard: tuple[Dockyard, Path], tmp_path: Path
+    dockyard: Dockyard, tmp_path: Path
 ) -> None:
-    platform, run_dir = runc_dockyard
-    assert "runtime        : runc (sandboxed" in platform.platform_log()
+    """``make up`` as root runs dynos with runc, its default there."""
+    platform, run_dir = dockyard, dockyard.run_dir
+    assert run_dir is not None
+    assert "runtime        : runc (sandboxed" in platform.platform_log(whole=True)
     created = platform.cli("admin:create-user", "runc@example.com")
     key = re.search(r"API key \(shown once\): (\S+)", created.stdout)
     assert key, created.stdout
