@@ -39,8 +39,9 @@ class BuildEnv:
     private directory, and the sandbox its processes run in.
 
     Buildpacks run every command that executes code from the app (installers, build scripts)
-    through ``stream`` or ``run`` here: with a sandbox that is as the build user, with the build's
-    resource limits, watched for the compile timeout and the disk limit."""
+    through ``stream`` or ``run`` here: with a sandbox that is in a container on the build stack
+    image (``runc``) or on the host as the build user (``uid``), with the build's resource limits,
+    watched for the compile timeout and the disk limit."""
 
     stack: str
     source_version: str | None
@@ -60,11 +61,14 @@ class BuildEnv:
         return values
 
     def environ(self, home: Path) -> dict[str, str]:
-        """The whole environment of a buildpack process: a fixed ``PATH``, ``HOME``, ``LANG`` and
-        ``TMPDIR``, then the exports of earlier buildpacks, then ``STACK`` and
-        ``SOURCE_VERSION``. Nothing of Dockyard's own environment is passed on."""
+        """The whole environment of a buildpack process: a fixed ``PATH`` (the host's, or the
+        stack's in a container), ``HOME``, ``LANG`` and ``TMPDIR``, then the exports of earlier
+        buildpacks, then ``STACK`` and ``SOURCE_VERSION``. Nothing of Dockyard's own environment
+        is passed on."""
         values = {
-            "PATH": os.environ.get("PATH", DEFAULT_PATH),
+            "PATH": self.sandbox.command_path
+            if self.sandbox is not None
+            else os.environ.get("PATH", DEFAULT_PATH),
             "HOME": str(home),
             "LANG": "C.UTF-8",
         }

@@ -1,21 +1,31 @@
-"""Build isolation until builds run in the dyno sandbox: every buildpack process runs as an
-unprivileged user of its own, under resource limits, watched while it runs, and cleaned up after.
+"""Build isolation: where every process of a build runs, under which limits, watched how.
 
-- **User**: when Dockyard runs as root, each running build takes a free slot from a pool of numeric
-  ids (``UID_BASE`` + slot, no ``/etc/passwd`` entry) held with a lock file for the build's
-  duration. The build's scratch directory is chowned to it; the kernel then enforces
-  ``RLIMIT_NPROC`` for that user alone, and every process left with that id is killed afterwards.
-  Without root, the scripts run as Dockyard's own user.
-- **Limits** (``setrlimit`` in the child): processes and threads (``RLIMIT_NPROC``), bytes per file
+Two sandboxes, chosen per build by ``open_sandbox``:
+
+- ``ContainerSandbox`` (``[build] sandbox = "runc"``, the default as root): every command runs in a
+  one-shot container of the runtime's (``BuildContainers``, ``runtime.sandbox``) on the build stack
+  image — namespaces, no capabilities, seccomp, the build's cgroup (memory, processes, CPU), the dyno
+  firewall. The build user is the app's own unprivileged uid. Dockyard falls back to the uid sandbox,
+  with a warning in the build output, when it is not root or runc or the build stack image is
+  missing.
+- ``UidSandbox``: commands run on the host. When Dockyard runs as root, each running build takes a
+  free slot from a pool of numeric ids (``UID_BASE`` + slot, no ``/etc/passwd`` entry) held with a
+  lock file for the build's duration; the build's scratch directory is chowned to it, the kernel
+  enforces ``RLIMIT_NPROC`` for that user alone, and every process left with that id is killed
+  afterwards. Without root, the scripts run as Dockyard's own user. Limits are set with
+  ``setrlimit`` in the child: processes and threads (``RLIMIT_NPROC``), bytes per file
   (``RLIMIT_FSIZE``), data memory per process (``RLIMIT_DATA``: heap and private mappings, not the
   address-space reservations that V8 and WebAssembly make), no core dumps.
-- **Watch** (while ``bin/compile`` runs): the compile timeout, the disk space of the scratch
-  directory (build, cache, env and temporary files) plus what the build user owns in ``/tmp``,
-  ``/var/tmp`` and ``/dev/shm``, and the number of tasks of the build user.
+
+Both are **watched** while ``bin/compile`` or an installer runs (``_Guard``): the compile timeout,
+the disk space of the scratch directory (build, cache, env and temporary files; with the uid
+sandbox plus what the build user owns in ``/tmp``, ``/var/tmp`` and ``/dev/shm``), and the number
+of tasks of the build; each stop is a ``CompileError`` naming the limit and its setting.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import os
@@ -27,12 +37,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Protocol
 
 from dockyard._util import proc
 from dockyard.build.output import human_size
-from dockyard.errors import CompileError, UnavailableError
+from dockyard.errors import CommandError, CompileError, UnavailableError
 from dockyard.settings import BuildSettings
 
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""``PATH`` of commands in a container (the stack's); commands on the host get the host's."""
 UID_BASE = 2_100_000_000
 """First numeric user (and group) id of build users; far above the ranges Debian hands out to
 users, system users, systemd's dynamic users and sub-uid ranges."""
@@ -217,9 +230,76 @@ class _UidSlot:
             self._fd = None
 
 
-class Sandbox:
-    """Runs the processes of one build: as the build user when there is one, with the limits, in
-    its own process group. ``close`` kills what is left and removes the user's temporary files."""
+class BuildContainer(Protocol):
+    """The containers of one build (``runtime.sandbox.RuncBuildContainer``): every command runs in a
+    container of its own, on the build stack image, with the build's directories at their paths."""
+
+    @property
+    def uid(self) -> int:
+        """The build user on the host: the owner of the directories the build writes."""
+        ...
+
+    def run(
+        self, argv: proc.Argv, *, cwd: Path, env: Mapping[str, str], timeout: float | None
+    ) -> proc.Completed:
+        """Run a command to its end, output captured, whatever its exit status; ``CommandError`` when
+        it cannot start or runs out of ``timeout``."""
+        ...
+
+    def stream(
+        self,
+        argv: proc.Argv,
+        *,
+        on_line: Callable[[bytes], None],
+        cwd: Path,
+        env: Mapping[str, str],
+        watch: Callable[[], None] | None = None,
+        watch_interval: float = 0.25,
+    ) -> int:
+        """Run a command streaming its output; what ``watch`` raises stops it and is raised."""
+        ...
+
+    def tasks(self) -> int | None:
+        """Processes and threads the build runs right now."""
+        ...
+
+    def out_of_memory(self) -> bool:
+        """Whether the last command ended because the kernel killed a process of it for want of
+        memory."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class BuildContainers(Protocol):
+    """The host's container sandbox for builds (``runtime.sandbox.RuncBuildContainers``)."""
+
+    def unavailable(self) -> str | None:
+        """Why builds cannot run in containers on this host (not root, no runc, no build stack
+        image), or None."""
+        ...
+
+    def open(
+        self,
+        build_id: str,
+        app_id: str,
+        scratch: Path,
+        *,
+        readonly: Sequence[Path] = (),
+        memory_bytes: int,
+        max_processes: int,
+        file_bytes: int,
+    ) -> BuildContainer:
+        """The containers of one build in ``scratch`` (``readonly``: directories in it the build
+        may only read)."""
+        ...
+
+
+class Sandbox(abc.ABC):
+    """Where the processes of one build run; ``close`` kills what is left."""
+
+    kind: ClassVar[str]
+    """``uid`` or ``runc``, for the build output and the tests."""
 
     def __init__(
         self,
@@ -232,14 +312,77 @@ class Sandbox:
         self.scratch = scratch
         self.limits = limits
         self.uid = uid
+        """The build user on the host, when the build runs as a user of its own."""
         self.warning = warning
-        """Said to the user when the build cannot run as a separate user."""
+        """Said to the user when the build runs less isolated than it should."""
         self.tmp_dir = scratch / "tmp"
 
     @property
     def isolated(self) -> bool:
         """Whether the build runs as a user of its own."""
         return self.uid is not None
+
+    @property
+    def command_path(self) -> str:
+        """``PATH`` of the build's commands."""
+        return os.environ.get("PATH", DEFAULT_PATH)
+
+    def grant(self, path: Path) -> None:
+        """Let the build user own ``path`` (a directory in the scratch directory)."""
+        if self.uid is not None:
+            grant(path, self.uid, self.uid)
+
+    @abc.abstractmethod
+    def run(
+        self,
+        argv: proc.Argv,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float | None,
+        check: bool = True,
+    ) -> proc.Completed:
+        """A short command (``bin/detect``, ``bin/release``), its output captured; with ``check``,
+        ``CommandError`` when it exits non-zero."""
+
+    @abc.abstractmethod
+    def stream(
+        self,
+        argv: proc.Argv,
+        *,
+        on_line: Callable[[bytes], None],
+        cwd: Path,
+        env: Mapping[str, str],
+        what: str,
+        timeout: float | None,
+    ) -> int:
+        """A long command (``bin/compile``, an installer) streaming its output, stopped with a
+        ``CompileError`` naming ``what`` and the limit when it runs out of time, disk space,
+        processes or memory."""
+
+    @abc.abstractmethod
+    def sweep(self) -> None:
+        """Kill every process the build still runs (daemons a script left behind)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Kill what is left and remove what the build left outside its scratch directory."""
+
+    def task_count(self) -> int | None:
+        """Processes and threads the build runs right now, when the sandbox can tell."""
+        return None
+
+    def disk_usage(self) -> int:
+        """Bytes the build occupies on disk."""
+        return disk_usage(self.scratch)
+
+
+class UidSandbox(Sandbox):
+    """Runs the processes of one build on the host: as the build user when there is one, with the
+    limits, in its own process group. ``close`` kills what is left and removes the user's temporary
+    files."""
+
+    kind = "uid"
 
     def rlimits(self) -> list[tuple[int, int]]:
         nproc = self.limits.max_processes
@@ -253,11 +396,6 @@ class Sandbox:
             (resource.RLIMIT_NPROC, nproc),
         ]
 
-    def grant(self, path: Path) -> None:
-        """Let the build user own ``path`` (a directory in the scratch directory)."""
-        if self.uid is not None:
-            grant(path, self.uid, self.uid)
-
     def run(
         self,
         argv: proc.Argv,
@@ -267,7 +405,6 @@ class Sandbox:
         timeout: float | None,
         check: bool = True,
     ) -> proc.Completed:
-        """A short command (``bin/detect``, ``bin/release``), its output captured."""
         try:
             return proc.run(
                 argv,
@@ -292,9 +429,6 @@ class Sandbox:
         what: str,
         timeout: float | None,
     ) -> int:
-        """A long command (``bin/compile``, an installer) streaming its output, stopped with a
-        ``CompileError`` naming ``what`` and the limit when it runs out of time, disk space or
-        processes."""
         guard = _Guard(self, what, timeout)
         try:
             return proc.stream(
@@ -312,7 +446,6 @@ class Sandbox:
             self.sweep()
 
     def sweep(self) -> None:
-        """Kill every process the build user still runs (daemons a script left behind)."""
         if self.uid is not None:
             kill_user_processes(self.uid)
 
@@ -322,14 +455,101 @@ class Sandbox:
             for directory in SHARED_TMP_DIRS:
                 _remove_owned_by(self.uid, directory)
 
+    def task_count(self) -> int | None:
+        if self.uid is None:
+            return None
+        return sum(t.threads for t in _tasks_of(self.uid))
+
     def disk_usage(self) -> int:
-        """Bytes the build occupies: its scratch directory, and what its user owns in the
-        shared temporary directories."""
+        """Its scratch directory, and what its user owns in the shared temporary directories."""
         used = disk_usage(self.scratch)
         if self.uid is not None:
             for directory in SHARED_TMP_DIRS:
                 used += sum(disk_usage(path) for path in _owned_by(self.uid, directory))
         return used
+
+
+class ContainerSandbox(Sandbox):
+    """Runs every command of one build in a container of its own (``BuildContainer``): the build
+    stack image as root, the build's cgroup limits (memory, processes, CPU), the dyno firewall.
+    Nothing a command starts outlives it."""
+
+    kind = "runc"
+
+    def __init__(
+        self,
+        scratch: Path,
+        limits: BuildLimits,
+        container: BuildContainer,
+        *,
+        warning: str | None = None,
+    ) -> None:
+        super().__init__(scratch, limits, uid=container.uid, warning=warning)
+        self.container = container
+
+    @property
+    def command_path(self) -> str:
+        return DEFAULT_PATH
+
+    def run(
+        self,
+        argv: proc.Argv,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float | None,
+        check: bool = True,
+    ) -> proc.Completed:
+        name = Path(str(argv[0])).name
+        result = self.container.run(argv, cwd=cwd, env=env, timeout=timeout)
+        if result.returncode != 0 and self.container.out_of_memory():
+            raise CompileError(self._memory_message(name))
+        if check and result.returncode != 0:
+            detail = _tail(result.stderr) or _tail(result.stdout)
+            raise CommandError(
+                f"{argv[0]} failed with exit code {result.returncode}: {detail}",
+                returncode=result.returncode,
+                output=detail,
+            )
+        return result
+
+    def stream(
+        self,
+        argv: proc.Argv,
+        *,
+        on_line: Callable[[bytes], None],
+        cwd: Path,
+        env: Mapping[str, str],
+        what: str,
+        timeout: float | None,
+    ) -> int:
+        guard = _Guard(self, what, timeout)
+        code = self.container.stream(
+            argv, on_line=on_line, cwd=cwd, env=env, watch=guard.check, watch_interval=0.25
+        )
+        if code != 0 and self.container.out_of_memory():
+            raise CompileError(self._memory_message(what))
+        return code
+
+    def _memory_message(self, what: str) -> str:
+        return (
+            f"{what} was stopped: the build ran out of memory — it may use "
+            f"{human_size(self.limits.memory_bytes)}, its /tmp included (setting "
+            "build.memory_bytes, DOCKYARD_BUILD_MEMORY_BYTES)"
+        )
+
+    def sweep(self) -> None:
+        """Nothing to do: a command's processes end with its container."""
+
+    def close(self) -> None:
+        self.container.close()
+
+    def task_count(self) -> int | None:
+        return self.container.tasks()
+
+
+def _tail(data: bytes, limit: int = 2000) -> str:
+    return data[-limit:].decode("utf-8", "replace").strip()
 
 
 class _Guard:
@@ -349,14 +569,13 @@ class _Guard:
                 "timeout, and was stopped — make the build faster or raise the timeout "
                 "(setting build.compile_timeout, DOCKYARD_BUILD_COMPILE_TIMEOUT)"
             )
-        if self.sandbox.uid is not None:
-            tasks = sum(t.threads for t in _tasks_of(self.sandbox.uid))
-            if tasks >= limits.max_processes:  # the kernel refuses its next fork
-                raise CompileError(
-                    f"{self.what} was stopped: it ran {limits.max_processes} processes and "
-                    "threads at once, the limit for a build (setting build.max_processes, "
-                    "DOCKYARD_BUILD_MAX_PROCESSES) — does it fork in a loop?"
-                )
+        tasks = self.sandbox.task_count()
+        if tasks is not None and tasks >= limits.max_processes:  # its next fork fails
+            raise CompileError(
+                f"{self.what} was stopped: it ran {limits.max_processes} processes and "
+                "threads at once, the limit for a build (setting build.max_processes, "
+                "DOCKYARD_BUILD_MAX_PROCESSES) — does it fork in a loop?"
+            )
         if now >= self.next_walk:
             used = self.sandbox.disk_usage()
             took = time.monotonic() - now
@@ -394,35 +613,77 @@ def failure_hint(returncode: int, lines: Sequence[str], limits: BuildLimits) -> 
 
 
 @contextlib.contextmanager
-def open_sandbox(scratch: Path, limits: BuildLimits, lock_dir: Path) -> Iterator[Sandbox]:
-    """A sandbox for a build in ``scratch`` (which must exist): a build user of its own when
-    Dockyard runs as root and the build user can reach ``scratch``, else Dockyard's user with a
-    warning. ``scratch`` stays root's (mode 0711) so that the build user cannot swap what is in
-    it; the caller hands the directories the build works in to the build user with ``grant``.
-    ``close`` runs on exit."""
+def open_sandbox(
+    scratch: Path,
+    limits: BuildLimits,
+    lock_dir: Path,
+    *,
+    containers: BuildContainers | None = None,
+    build_id: str = "",
+    app_id: str = "",
+    readonly: Sequence[Path] = (),
+) -> Iterator[Sandbox]:
+    """The sandbox of a build in ``scratch`` (which must exist); ``close`` runs on exit.
+
+    With ``containers`` available, a ``ContainerSandbox`` (``readonly``: directories in ``scratch``
+    the build may only read); else, with a warning when ``containers`` were asked for, a
+    ``UidSandbox``: a build user of its own when Dockyard runs as root and the build user can reach
+    ``scratch``, else Dockyard's user with a warning. ``scratch`` stays root's (mode 0711) so that
+    the build user cannot swap what is in it; the caller hands the directories the build works in
+    to the build user with ``grant``."""
+    # root's, traversable: the build user uses what is in it but cannot rename it
+    os.chmod(scratch, 0o711)  # noqa: S103 - search only, no listing
+    why = None if containers is None else containers.unavailable()
+    if containers is not None and why is None:
+        container = containers.open(
+            build_id,
+            app_id,
+            scratch,
+            readonly=readonly,
+            memory_bytes=limits.memory_bytes,
+            max_processes=limits.max_processes,
+            file_bytes=limits.disk_bytes,
+        )
+        sandbox: Sandbox = ContainerSandbox(scratch, limits, container)
+        try:
+            _make_tmp_dir(sandbox)
+            yield sandbox
+        finally:
+            sandbox.close()
+        return
+    warnings = []
+    if why is not None:
+        warnings.append(
+            f"Warning: this build runs on the host, not in the container sandbox, because {why}"
+        )
     slot: _UidSlot | None = None
-    warning = None
     if os.geteuid() == 0:
         blocked = unreachable_ancestor(scratch)
         if blocked is None:
             slot = _UidSlot(lock_dir)
         else:
-            warning = (
+            warnings.append(
                 f"Warning: buildpacks run as root because {blocked} is closed to other users "
                 f"(mode {stat.S_IMODE(os.stat(blocked).st_mode):04o}); allow traversal "
                 f"(chmod o+x {blocked}) so that builds run as an unprivileged user"
             )
     try:
-        sandbox = Sandbox(scratch, limits, uid=None if slot is None else slot.uid, warning=warning)
-        # root's, traversable: the build user uses what is in it but cannot rename it
-        os.chmod(scratch, 0o711)  # noqa: S103 - search only, no listing
-        sandbox.tmp_dir.mkdir(mode=0o700, exist_ok=True)
-        if slot is not None:
-            sandbox.grant(sandbox.tmp_dir)
+        sandbox = UidSandbox(
+            scratch,
+            limits,
+            uid=None if slot is None else slot.uid,
+            warning="\n".join(warnings) or None,
+        )
         try:
+            _make_tmp_dir(sandbox)
             yield sandbox
         finally:
             sandbox.close()
     finally:
         if slot is not None:
             slot.release()
+
+
+def _make_tmp_dir(sandbox: Sandbox) -> None:
+    sandbox.tmp_dir.mkdir(mode=0o700, exist_ok=True)
+    sandbox.grant(sandbox.tmp_dir)

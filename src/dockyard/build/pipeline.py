@@ -3,11 +3,12 @@ release → Procfile → SquashFS slug in the slug store.
 
 Every build works in a scratch directory of its own under ``work_dir`` (a copy of the source, the
 env directory, the app's cache, private copies of the buildpacks, a temporary directory), removed
-afterwards whatever happens. Buildpack processes run in the build's sandbox (``isolation``): as an
-unprivileged user of their own when Dockyard runs as root, under resource limits, watched for the
-compile timeout and the disk limit. The app's cache directory (``<cache_root>/<app_id>``) is the
-only thing that outlives a build; it is moved into the scratch directory for the build and back
-afterwards.
+afterwards whatever happens. Buildpack processes run in the build's sandbox (``isolation``): each
+command in a one-shot container on the build stack image when the pipeline has ``containers`` that
+are available here, else on the host as an unprivileged user of their own when Dockyard runs as
+root; always under resource limits, watched for the compile timeout and the disk limit. The app's
+cache directory (``<cache_root>/<app_id>``) is the only thing that outlives a build; it is moved
+into the scratch directory for the build and back afterwards.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from pathlib import Path
 from dockyard.build.buildpack import BuildEnv, Buildpack
 from dockyard.build.buildpacks.classic import ClassicBuildpack, read_exports
 from dockyard.build.buildpacks.procfile import load_procfile
-from dockyard.build.isolation import BuildLimits, Sandbox, disk_usage, open_sandbox
+from dockyard.build.isolation import (
+    BuildContainers,
+    BuildLimits,
+    Sandbox,
+    disk_usage,
+    open_sandbox,
+)
 from dockyard.build.output import BuildOutput, human_size
 from dockyard.build.slugignore import apply_slugignore
 from dockyard.domain.config import CONFIG_KEY_PATTERN
@@ -86,9 +93,12 @@ class BuildPipeline:
         compile_timeout: float | None,
         *,
         settings: BuildSettings | None = None,
+        containers: BuildContainers | None = None,
     ) -> None:
         """``settings`` gives the limits (slug size, memory, processes, disk); the compile
-        timeout is ``compile_timeout``."""
+        timeout is ``compile_timeout``. With ``containers`` (``runtime.sandbox``) every command
+        runs in a container when they are available on this host; the build output warns when
+        they are not."""
         self.slugs = slugs
         self.work_dir = work_dir
         self.cache_root = cache_root
@@ -97,6 +107,7 @@ class BuildPipeline:
         self.limits = dataclasses.replace(
             BuildLimits.from_settings(self.settings), compile_timeout=compile_timeout
         )
+        self.containers = containers
 
     def run(
         self,
@@ -123,7 +134,8 @@ class BuildPipeline:
         os.chmod(self.work_dir, 0o711)  # noqa: S103
         self.cache_root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.cache_root, 0o700)
-        scratch = self.work_dir / f"build-{uuid.uuid4().hex}"
+        build_id = uuid.uuid4().hex
+        scratch = self.work_dir / f"build-{build_id}"
         scratch.mkdir(mode=0o700)
         cache_dir = self.cache_root / app_id
         build_cache = scratch / "cache"
@@ -138,7 +150,15 @@ class BuildPipeline:
                 shutil.move(cache_dir, build_cache)
             else:
                 build_cache.mkdir()
-            with open_sandbox(scratch, self.limits, self.work_dir / "uids") as sandbox:
+            with open_sandbox(
+                scratch,
+                self.limits,
+                self.work_dir / "uids",
+                containers=self.containers,
+                build_id=build_id,
+                app_id=app_id,
+                readonly=(env_dir,),
+            ) as sandbox:
                 if sandbox.warning:
                     output.error(sandbox.warning)
                 for path in (build_dir, build_cache, env_dir):

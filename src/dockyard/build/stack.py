@@ -182,13 +182,138 @@ def _probe_python(candidate: Path) -> PythonRuntime | None:
         return None
     try:
         data = json.loads(result.text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    return _python_from(data, candidate)
+
+
+def _python_from(data: object, candidate: Path) -> PythonRuntime | None:
+    """A ``PythonRuntime`` from the probe's answer; None for anything but a Python 3 with venv."""
+    if not isinstance(data, dict):
+        return None
+    try:
         major, minor, micro = (int(part) for part in data["version"])
         executable = Path(str(data["executable"]) or candidate)
-    except (ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError):
         return None
     if major != 3 or not data.get("venv"):
         return None
     return PythonRuntime((major, minor, micro), executable, bool(data.get("pip")))
+
+
+class StackImageProbe(Protocol):
+    """Runs a command once in the build stack image (``runtime.sandbox.RuncBuildContainers``)."""
+
+    @property
+    def label(self) -> str:
+        """The image's name and version (what the probe's answer is cached under)."""
+        ...
+
+    def probe(self, argv: proc.Argv, *, timeout: float) -> proc.Completed: ...
+
+
+# Run by the image's own Python 3: the same probe as HostStack's for every python3.X on the stack's
+# PATH (each real interpreter once, /usr/bin/python3 first), and node --version.
+_IMAGE_PROBE = """\
+import json, os, re, shutil, subprocess
+PATH = {path!r}
+PROBE = {probe!r}
+found, seen = [], set()
+candidates = ["/usr/bin/python3"]
+for directory in PATH.split(":"):
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        continue
+    candidates += [os.path.join(directory, n) for n in names if re.match(r"^python3\\.\\d+$", n)]
+for candidate in candidates:
+    real = os.path.realpath(candidate)
+    if real in seen or not os.access(real, os.X_OK):
+        continue
+    seen.add(real)
+    try:
+        done = subprocess.run([candidate, "-I", "-c", PROBE], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        continue
+    if done.returncode == 0 and done.stdout.strip():
+        found.append(json.loads(done.stdout.strip().splitlines()[-1]))
+node = shutil.which("node", path=PATH)
+version = ""
+if node:
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        node = None
+print(json.dumps({{"pythons": found, "node": node, "node_version": version.strip(),
+                  "npm": shutil.which("npm", path=PATH)}}))
+"""
+
+
+class ImageStack:
+    """The build stack image's Pythons and Node.js, as builds in the container sandbox run them:
+    asked inside the image (one container, ``StackImageProbe``) the first time, then read from
+    ``<cache_dir>/<image label>.json`` (an image never changes; a new one has a new label). So
+    ``.python-version``, ``runtime.txt`` and ``engines.node`` are checked against what the build
+    and the dynos really run, and the virtualenv links to the stack's own ``/usr/bin/python3``."""
+
+    def __init__(self, image: StackImageProbe, cache_dir: Path | None = None) -> None:
+        self.image = image
+        self.cache_dir = cache_dir
+        self._answer: dict[str, object] | None = None
+
+    def default_python(self) -> PythonRuntime | None:
+        pythons = self.pythons()
+        return pythons[0] if pythons else None
+
+    def pythons(self) -> Sequence[PythonRuntime]:
+        found: dict[tuple[int, int], PythonRuntime] = {}
+        raw = self._probed().get("pythons")
+        for item in raw if isinstance(raw, list) else []:
+            runtime = _python_from(item, Path("/usr/bin/python3"))
+            if runtime is not None:
+                found.setdefault((runtime.version[0], runtime.version[1]), runtime)
+        return list(found.values())
+
+    def node(self) -> NodeRuntime | None:
+        answer = self._probed()
+        node, npm = answer.get("node"), answer.get("npm")
+        match = _NODE_VERSION.match(str(answer.get("node_version") or ""))
+        if not isinstance(node, str) or match is None:
+            return None
+        version = (int(match[1]), int(match[2]), int(match[3]))
+        return NodeRuntime(version, Path(node), Path(npm) if isinstance(npm, str) else None)
+
+    def _probed(self) -> dict[str, object]:
+        if self._answer is not None:
+            return self._answer
+        label = self.image.label
+        cached = None if self.cache_dir is None else self.cache_dir / f"{label}.json"
+        if cached is not None:
+            with contextlib.suppress(OSError, ValueError):
+                answer = json.loads(cached.read_text(encoding="utf-8"))
+                if isinstance(answer, dict):
+                    self._answer = answer
+                    return answer
+        script = _IMAGE_PROBE.format(path=DEFAULT_PATH, probe=_PROBE)
+        try:
+            result = self.image.probe(
+                ["/usr/bin/python3", "-I", "-c", script], timeout=4 * PROBE_TIMEOUT
+            )
+            answer = json.loads(result.text.strip().splitlines()[-1])
+        except (CommandError, ValueError, IndexError) as exc:
+            detail = exc.message if isinstance(exc, CommandError) else f"unreadable answer ({exc})"
+            raise CompileError(
+                f"Cannot ask the build stack image {label} for its Python and Node.js: {detail}"
+            ) from exc
+        if not isinstance(answer, dict):
+            raise CompileError(f"The build stack image {label} gave an unreadable answer")
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_name(f".{cached.name}.{os.getpid()}.partial")
+            partial.write_text(json.dumps(answer), encoding="utf-8")
+            os.replace(partial, cached)
+        self._answer = answer
+        return answer
 
 
 # -- the build environment ---------------------------------------------------------------------
@@ -216,7 +341,8 @@ PASSTHROUGH = frozenset(
     }
 )
 """Platform variables that builds keep: how this machine reaches package registries (proxies,
-mirrors, certificates). Nothing else of the platform's environment reaches a build."""
+mirrors, certificates). Nothing else of the platform's environment reaches a build; in the
+container sandbox, none that names a file of the host."""
 
 CONFIG_DENYLIST = frozenset(
     {
@@ -264,9 +390,17 @@ def build_environment(
     values = env.environ(home)
     protected = set(env.exports) | set(env.variables()) | {"PATH", "HOME", "TMPDIR"}
     extra = {k: v for k, v in platform_env.items() if k in PASSTHROUGH}
+    if env.sandbox is not None and env.sandbox.kind == "runc":
+        # Files of the host (a wheel directory, a certificate) are not in the build's container;
+        # its CA bundle is the host's already.
+        extra = {k: v for k, v in extra.items() if not _names_local_files(v)}
     extra.update(read_env_dir(env_dir))
     values.update({k: v for k, v in extra.items() if k not in protected})
     return values
+
+
+def _names_local_files(value: str) -> bool:
+    return any(item.startswith(("/", "file:")) for item in value.replace(",", " ").split())
 
 
 class BuildCommands:
