@@ -528,8 +528,21 @@ class RuncRuntime:
         return state is not None and _alive(state) and state.port in listening_ports(state.pid)
 
     def usage(self, dyno_id: str) -> cgroups.Usage | None:
-        """Memory and process figures of a dyno (for R14/R15), or None when it has no cgroup."""
-        return cgroups.read_usage(dyno_id)
+        """Memory and process figures of a dyno (for R14/R15), or None when it has no cgroup. For a dyno
+        whose processes have all ended (the kernel killed it at its hard line: R15) ``memory_bytes`` is the
+        most its cgroup ever held, what the R15 line reports, rather than the nothing it holds now."""
+        usage = cgroups.read_usage(dyno_id)
+        state = self._read(self._dir(dyno_id))
+        if usage is None or state is None or _alive(self._with_pid(state)):
+            return usage
+        peak_file = (
+            cgroups.CGROUP_ROOT / "memory" / cgroups.cgroup_path(dyno_id).lstrip("/")
+        ) / "memory.max_usage_in_bytes"
+        try:
+            peak = int(peak_file.read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            return usage
+        return replace(usage, memory_bytes=max(usage.memory_bytes, peak))
 
     # -- starting ------------------------------------------------------------------------------
 
