@@ -174,6 +174,8 @@ def test_a_memory_hog_gets_r14_above_its_quota_then_r15_at_twice_it_and_a_restar
         assert over and 512 < int(over.group(1)) < 1024, hog  # in the R14 zone
         r15 = hog.index("Error R15 (Memory quota vastly exceeded)")
         assert r14 < r15
+        killed_at = re.fullmatch(r"Process running mem=(\d+)M\((\d+\.\d)%\)", hog[r15 - 1])
+        assert killed_at and 960 <= int(killed_at.group(1)) <= 1024, hog  # at twice the quota
         assert hog[r15 + 1 : r15 + 3] == [
             "Stopping process with SIGKILL",
             "Process exited with status 137",

@@ -268,6 +268,7 @@ def test_a_memory_hog_is_killed_at_its_limit_while_a_neighbour_keeps_answering(
     assert current(runtime, hog.spec.id).exit_code == 137  # SIGKILL from the kernel's OOM killer
     usage = runtime.usage(hog.spec.id)
     assert usage is not None and usage.oom_kills >= 1
+    assert usage.memory_bytes >= 0.9 * usage.memory_limit_bytes  # what it held when it was killed
     assert "MemoryError" not in output_of(runtime, hog.spec.id)
     assert ask(web_pid, web.port) < 3.0
     assert current(runtime, web.spec.id).state == "running"
