@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
-from dockyard.client.dataplane import Versioned
+from dockyard.client.dataplane import DataPlaneClient, Versioned
 from dockyard.client.http import AsyncApiClient
 from dockyard.domain.dataplane import RouteTable
 from dockyard.errors import UnavailableError
@@ -128,6 +129,58 @@ async def test_an_outage_is_logged_once_and_the_recovery_once(
     assert applied.tables == [TABLE], "the last table stays in force"
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(10):
+        while not condition():
+            await anyio.sleep(0.001)
+
+
+async def test_a_running_refresher_applies_a_new_table_while_its_poll_is_held() -> None:
+    """The API holds the poll until the table changes: the new table arrives without waiting out
+    an interval, and an unchanged table costs no polls meanwhile."""
+    source = FakeRouteSource(TABLE)
+    applied = Applied()
+    refresher = RouteRefresher(source, applied, cache=None, interval=30, wait=30)
+    async with anyio.create_task_group() as group:
+        group.start_soon(refresher.run)
+        await _until(lambda: len(applied.tables) == 1 and source.fetches == 2)  # the second is held
+        source.publish(RouteTable())
+        await _until(lambda: len(applied.tables) == 2)
+        group.cancel_scope.cancel()
+    assert applied.tables == [TABLE, RouteTable()]
+    assert source.fetches == 3, "one poll to get the table, one held, one held again"
+
+
+class ImpatientSource(FakeRouteSource):
+    """An API that answers unchanged polls at once instead of holding them."""
+
+    async def fetch(self, etag: str | None, wait: float = 0.0) -> Versioned[RouteTable] | None:
+        return await super().fetch(etag, 0.0)
+
+
+async def test_unchanged_answers_that_come_at_once_are_paced_by_the_interval() -> None:
+    source = ImpatientSource(TABLE)
+    refresher = RouteRefresher(source, Applied(), cache=None, interval=0.2, wait=30)
+    async with anyio.create_task_group() as group:
+        group.start_soon(refresher.run)
+        await anyio.sleep(0.5)
+        group.cancel_scope.cancel()
+    assert 2 <= source.fetches <= 5, f"{source.fetches} polls in 0.5 s: no busy loop"
+
+
+async def test_the_api_source_asks_the_api_to_hold_the_poll(
+    api_server: _RoutesServer, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, api=ApiSettings(port=api_server.server_address[1]))
+    source = ApiRouteSource.from_settings(settings)
+    try:
+        await source.fetch(None, 25)
+        await source.fetch('"abc"', 25)
+    finally:
+        await source.aclose()
+    assert api_server.paths == ["/internal/v1/routes", "/internal/v1/routes?wait=25"]
+
+
 # --- ApiRouteSource against a real HTTP server
 
 
@@ -140,7 +193,8 @@ class _RoutesHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.authorizations.append(self.headers.get("Authorization", ""))
-        if self.path != "/internal/v1/routes":
+        self.server.paths.append(self.path)
+        if self.path.split("?")[0] != "/internal/v1/routes":
             self.send_error(404)
             return
         if self.headers.get("If-None-Match") == '"abc"':
@@ -164,6 +218,7 @@ class _RoutesServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _RoutesHandler)
         self.authorizations: list[str] = []
+        self.paths: list[str] = []
 
 
 @pytest.fixture
@@ -196,7 +251,7 @@ async def test_api_source_fetches_with_the_internal_token(
 
 
 async def test_api_source_raises_unavailable_when_the_api_is_down() -> None:
-    source = ApiRouteSource(AsyncApiClient(f"http://{refused_address()}", "token"))
+    source = ApiRouteSource(DataPlaneClient(AsyncApiClient(f"http://{refused_address()}", "token")))
     try:
         with pytest.raises(UnavailableError):
             await source.fetch(None)

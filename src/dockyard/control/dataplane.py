@@ -1,15 +1,31 @@
-"""What the control plane tells the data plane (desired dynos, routes) and what it hears back (dynos)."""
+"""What the control plane tells the data plane (desired dynos, routes) and what it hears back (dynos),
+and ``Changes``: when to tell it again.
+
+The agent and the router ask with long polls: the API holds a request whose ``If-None-Match`` is still
+current until ``Changes`` says the stored state may have changed, then looks again. ``notify`` is
+called after commits the data plane cares about in this process (dyno reports, deploys); commits of
+other processes and of code that does not notify are seen through a cheap signature of the database
+(the SQLite files' sizes and modification times, looked at every ``WATCH_INTERVAL`` while a poll
+waits) or, for a database without local files, by looking again every ``RECHECK_INTERVAL``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from dockyard.control.context import Platform
 from dockyard.control.oneoff import live_one_offs
 from dockyard.domain.dataplane import Backend, DesiredDyno, DynoReport, Route, RouteTable
 from dockyard.errors import NotFoundError
-from dockyard.store import Tx
+from dockyard.store import SqlStore, Tx
 from dockyard.store.records import Dyno
 from dockyard.types import ProcessType, SlugDigest
 
@@ -164,6 +180,7 @@ def record_dynos(platform: Platform, host: str, reports: Sequence[DynoReport]) -
             for one_off in tx.list_one_off_dynos(states=["pending"]):
                 if one_off.id in finished:
                     tx.set_one_off_dyno_state(one_off.id, "exited")
+    changes(platform).notify()  # a dyno that came up is a new backend for the routers
 
 
 def _parse_time(text: str, default: datetime) -> datetime:
@@ -172,3 +189,151 @@ def _parse_time(text: str, default: datetime) -> datetime:
     except ValueError:
         return default
     return value if value.tzinfo is not None else default
+
+
+# -- change notifications --------------------------------------------------------------------------
+
+WATCH_INTERVAL = 0.05
+"""Seconds between two looks at the SQLite files while a long poll waits."""
+RECHECK_INTERVAL = 1.0
+"""Seconds after which a waiting long poll looks again when the database has no local files."""
+
+
+class Changes:
+    """Tells long polls when the stored state may have changed. Thread-safe: ``notify`` may be called
+    from any thread, ``wait`` from any event loop.
+
+    ``watch`` returns a signature of the database that changes with every commit of any process
+    (``None``: no such signature; then ``wait`` returns every ``recheck_interval``)."""
+
+    def __init__(
+        self,
+        watch: Callable[[], Hashable] | None = None,
+        *,
+        watch_interval: float = WATCH_INTERVAL,
+        recheck_interval: float = RECHECK_INTERVAL,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.watch = watch
+        self.watch_interval = watch_interval
+        self.recheck_interval = float("inf") if watch is not None else recheck_interval
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._signature = watch() if watch is not None else None
+        self._settle_at: float | None = None
+
+    @property
+    def generation(self) -> int:
+        """Read it before reading the state: ``wait`` returns at once when it moved since."""
+        with self._lock:
+            return self._generation
+
+    @property
+    def waiting(self) -> int:
+        """Long polls waiting right now."""
+        with self._lock:
+            return len(self._waiters)
+
+    def notify(self) -> None:
+        """The stored state may have changed: wake every waiting long poll."""
+        with self._lock:
+            self._generation += 1
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nobody waits there
+                loop.call_soon_threadsafe(_wake, future)
+
+    def look(self) -> None:
+        """Notify when the database's signature changed since the last look. A change is notified
+        once more ``watch_interval`` later: a commit's last write to the file may come just before
+        readers can see it."""
+        if self.watch is None:
+            return
+        current = self.watch()
+        now = self._monotonic()
+        with self._lock:
+            changed = current != self._signature
+            self._signature = current
+            settled = self._settle_at is not None and now >= self._settle_at
+            if changed:
+                self._settle_at = now + self.watch_interval
+            elif settled:
+                self._settle_at = None
+        if changed or settled:
+            self.notify()
+
+    async def wait(self, generation: int, timeout: float) -> bool:
+        """Wait until the state may have changed since ``generation`` was read (True) or
+        ``timeout`` seconds have passed (False)."""
+        loop = asyncio.get_running_loop()
+        start = self._monotonic()
+        deadline = start + max(0.0, timeout)
+        recheck_at = start + self.recheck_interval
+        while True:
+            self.look()
+            future: asyncio.Future[None] = loop.create_future()
+            with self._lock:
+                if self._generation != generation:
+                    return True
+                self._waiters.append((loop, future))
+            try:
+                now = self._monotonic()
+                if now >= deadline:
+                    return False
+                if now >= recheck_at:
+                    return True
+                pause = min(deadline, recheck_at) - now
+                if self.watch is not None:
+                    pause = min(pause, self.watch_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(future, pause)
+            finally:
+                with self._lock:
+                    if (loop, future) in self._waiters:
+                        self._waiters.remove((loop, future))
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def database_files(url: str) -> tuple[Path, ...]:
+    """The files an SQLite database URL writes on every commit (the database and its write-ahead
+    log); none for other databases."""
+    scheme, separator, rest = url.partition(":///")
+    path = rest.split("?", 1)[0]
+    if not scheme.startswith("sqlite") or not separator or path in ("", ":memory:"):
+        return ()
+    database = Path(path)
+    return (database, database.with_name(database.name + "-wal"))
+
+
+def file_signature(paths: Sequence[Path]) -> tuple[tuple[int, int, int] | None, ...]:
+    """Inode, size and modification time of each file (None when it is missing)."""
+    found: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            found.append(None)
+            continue
+        found.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
+_CHANGES: weakref.WeakKeyDictionary[SqlStore, Changes] = weakref.WeakKeyDictionary()
+_CHANGES_LOCK = threading.Lock()
+
+
+def changes(platform: Platform) -> Changes:
+    """The change notifications of ``platform``'s store in this process (one per store)."""
+    with _CHANGES_LOCK:
+        found = _CHANGES.get(platform.store)
+        if found is None:
+            files = database_files(platform.store.url)
+            found = Changes((lambda: file_signature(files)) if files else None)
+            _CHANGES[platform.store] = found
+        return found

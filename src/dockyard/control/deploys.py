@@ -1,9 +1,13 @@
 """Deploys: a pushed commit → build record → buildpack build → slug → release.
 
-``deploy_push`` is called by the git ``pre-receive`` hook with the pushed refs. It reports progress
-and failures on the ``BuildOutput`` (the pusher sees them as ``remote:`` lines), records the build
-with its output, and raises on failure so that git rejects the push. A failed build never replaces
-the current release.
+``deploy_push`` runs in the API for the git ``pre-receive`` hook, which hands over the pushed refs
+(``POST /internal/v1/pushes``). It reports progress and failures on the ``BuildOutput`` (the pusher
+sees them as ``remote:`` lines), records the build with its output, and raises on failure so that
+the hook fails and git rejects the push. A failed build never replaces the current release.
+
+While ``pre-receive`` runs, git keeps the pushed objects in a quarantine directory of the
+repository that only the hook's environment names (``GIT_OBJECT_DIRECTORY`` and friends); the hook
+passes those variables on (``PushedRefs.git_env``) and the commit is exported with them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 import signal
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard._util import proc
@@ -27,6 +32,7 @@ from dockyard.build.pipeline import BuildPipeline
 from dockyard.build.sources import resolve_buildpacks
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
+from dockyard.control.dataplane import changes
 from dockyard.control.releases import (
     DeployPlan,
     complete_deploy,
@@ -41,6 +47,7 @@ from dockyard.errors import (
     CommandError,
     ConflictError,
     DockyardError,
+    InvalidError,
     PushRejectedError,
 )
 from dockyard.store.records import Account, App, Release
@@ -48,6 +55,41 @@ from dockyard.store.records import Account, App, Release
 DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
 RefUpdate = tuple[str, str, str]
 """``(old sha, new sha, ref name)`` as git hands them to ``pre-receive``."""
+GIT_OBJECT_VARS = (
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_QUARANTINE_PATH",
+)
+"""The variables that tell git where a push's objects are while ``pre-receive`` runs."""
+
+
+@dataclass(frozen=True)
+class PushedRefs:
+    """A push as the ``pre-receive`` hook hands it over."""
+
+    app_id: str
+    account_id: str
+    refs: Sequence[RefUpdate]
+    repo: Path
+    """The app's bare repository (``<repos dir>/<app id>.git``)."""
+    git_env: Mapping[str, str] = field(default_factory=dict)
+    """``GIT_OBJECT_VARS`` of the hook: the quarantine holding the pushed objects."""
+
+
+def check_push(platform: Platform, pushed: PushedRefs) -> None:
+    """``InvalidError`` unless ``pushed`` names the app's own repository and git's object
+    directories inside it (the hook is trusted, but no path it sends leaves the repository)."""
+    repos = platform.settings.repos_dir.resolve()
+    repo = pushed.repo.resolve()
+    if repo.parent != repos or repo.name != f"{pushed.app_id}.git":
+        raise InvalidError(f"{pushed.repo} is not the repository of app {pushed.app_id}")
+    for name, value in pushed.git_env.items():
+        if name not in GIT_OBJECT_VARS:
+            raise InvalidError(f"{name} is not one of {', '.join(GIT_OBJECT_VARS)}")
+        for part in value.split(os.pathsep) if value else ():
+            path = Path(part)
+            if not path.is_absolute() or not path.resolve().is_relative_to(repo):
+                raise InvalidError(f"{name}: {part} is not inside {pushed.repo}")
 
 
 def _is_zero(sha: str) -> bool:
@@ -100,11 +142,13 @@ def deploy_push(
     output: BuildOutput,
     *,
     buildpacks: Sequence[Buildpack] | None = None,
+    git_env: Mapping[str, str] | None = None,
 ) -> Release:
     """Build and release the pushed commit, or report why not on ``output`` and raise.
 
     One build runs per app at a time: a second push while one builds is refused, so two pushes can
-    never release out of order or release a commit whose ref update git then refuses."""
+    never release out of order or release a commit whose ref update git then refuses. ``git_env``
+    (checked by ``check_push``) locates the pushed objects when the caller is not the hook itself."""
     try:
         _ref, sha = deployable_ref(refs)
         with platform.store.read() as tx:
@@ -129,6 +173,7 @@ def deploy_push(
                     max_bytes=limits.max_repo_bytes,
                     max_files=limits.max_source_files,
                     max_depth=limits.max_source_depth,
+                    git_env=git_env,
                 )
             except BaseException as exc:
                 _record_failure(platform, build.id, exc, output)
@@ -282,6 +327,7 @@ def _build_and_release(
                 slug_id=slug.id,
                 release_id=release.id,
             )
+    changes(platform).notify()  # the agents start the new release's dynos at once
     return release
 
 
@@ -329,11 +375,13 @@ def export_commit(
     max_bytes: int,
     max_files: int = 100_000,
     max_depth: int = 100,
+    git_env: Mapping[str, str] | None = None,
 ) -> None:
     """Write the tree of commit ``sha`` into ``target`` (created, mode 0700), refusing what
     ``extract_tarball`` refuses — paths that leave the tree, links pointing outside it, special
     files, invalid UTF-8 names, too deep or too many entries, more than ``max_bytes`` unpacked —
-    as ``PushRejectedError``. ``git archive`` itself may not write more than the limit allows."""
+    as ``PushRejectedError``. ``git archive`` itself may not write more than the limit allows;
+    ``git_env`` (``GIT_OBJECT_VARS``) points it at a push's quarantined objects."""
     if not _is_sha(sha):
         raise PushRejectedError(f"{sha!r} is not a commit id")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -348,6 +396,7 @@ def export_commit(
             proc.run(
                 ["git", "archive", "--format=tar", f"--output={archive}", sha],
                 cwd=repo,
+                env=_git_environment(git_env) if git_env else None,
                 limits=[(resource.RLIMIT_FSIZE, max_bytes + (max_files + 2) * HEADER_ALLOWANCE)],
             )
         except CommandError as exc:
@@ -373,3 +422,10 @@ def export_commit(
             raise PushRejectedError(exc.message) from exc
     finally:
         archive.unlink(missing_ok=True)
+
+
+def _git_environment(git_env: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without git's own variables, plus ``git_env``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update({k: v for k, v in git_env.items() if k in GIT_OBJECT_VARS})
+    return env

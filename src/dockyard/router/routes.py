@@ -1,9 +1,11 @@
 """Where the route table comes from, and how it survives an API outage.
 
-The router polls a ``RouteSource`` (the API's ``/internal/v1/routes`` with ``If-None-Match``),
-applies each new table at once (the proxy swaps one dict), and caches it on disk so a router that
-starts while the API is down still serves the last table it knew. A failed poll is logged once per
-outage, and the recovery once.
+The router long-polls a ``RouteSource`` (the API's ``/internal/v1/routes`` with ``If-None-Match``
+and ``wait``: the API answers as soon as the table changes), applies each new table at once (the
+proxy swaps one dict), and caches it on disk so a router that starts while the API is down still
+serves the last table it knew. A failed poll is logged once per outage, and the recovery once; while
+the API is away it is asked again every ``interval`` seconds, and an unchanged answer that comes
+back sooner than that (an API that does not hold polls) is paced to one an ``interval``.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from dockyard._util.secretfile import ensure_secret_file
-from dockyard.client.dataplane import DataPlaneClient, Versioned
-from dockyard.client.http import AsyncApiClient
+from dockyard.client.dataplane import LONG_POLL, DataPlaneClient, Versioned
 from dockyard.domain.dataplane import RouteTable
 from dockyard.errors import UnavailableError
 from dockyard.settings import Settings
@@ -29,28 +31,28 @@ CACHE_FILE = "routes.json"
 
 
 class RouteSource(Protocol):
-    async def fetch(self, etag: str | None) -> Versioned[RouteTable] | None:
-        """The current table, or None when unchanged since ``etag``; raises when unreachable."""
+    async def fetch(self, etag: str | None, wait: float = 0.0) -> Versioned[RouteTable] | None:
+        """The current table, or None when unchanged since ``etag`` (after waiting up to ``wait``
+        seconds for a change); raises when unreachable."""
         ...
 
 
 class ApiRouteSource:
     """The route table as the control plane publishes it."""
 
-    def __init__(self, api: AsyncApiClient) -> None:
-        self._api = api
-        self._client = DataPlaneClient(api)
+    def __init__(self, client: DataPlaneClient) -> None:
+        self._client = client
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiRouteSource:
         token = ensure_secret_file(settings.internal_token_file)
-        return cls(AsyncApiClient(settings.api_url, token))
+        return cls(DataPlaneClient.connect(settings.api_url, token))
 
-    async def fetch(self, etag: str | None) -> Versioned[RouteTable] | None:
-        return await self._client.route_table(etag)
+    async def fetch(self, etag: str | None, wait: float = 0.0) -> Versioned[RouteTable] | None:
+        return await self._client.route_table(etag, wait=wait)
 
     async def aclose(self) -> None:
-        await self._api.aclose()
+        await self._client.aclose()
 
 
 class FakeRouteSource:
@@ -59,17 +61,26 @@ class FakeRouteSource:
     def __init__(self, table: RouteTable | None = None) -> None:
         self._table = table or RouteTable()
         self._version = 1
+        self._published = asyncio.Event()
         self.failing = False
         self.fetches = 0
 
     def publish(self, table: RouteTable) -> None:
+        """A new table; a fetch waiting for a change returns it (call from the fetch's loop)."""
         self._table = table
         self._version += 1
+        self._published.set()
+        self._published = asyncio.Event()
 
-    async def fetch(self, etag: str | None) -> Versioned[RouteTable] | None:
+    async def fetch(self, etag: str | None, wait: float = 0.0) -> Versioned[RouteTable] | None:
         self.fetches += 1
         if self.failing:
             raise UnavailableError("cannot reach the Dockyard API (FakeRouteSource.failing is set)")
+        if etag == f'"{self._version}"' and wait > 0:
+            try:
+                await asyncio.wait_for(self._published.wait(), wait)
+            except TimeoutError:
+                return None
         current = f'"{self._version}"'
         if etag == current:
             return None
@@ -109,7 +120,8 @@ class RouteCache:
 
 
 class RouteRefresher:
-    """Polls ``source`` every ``interval`` seconds and hands each new table to ``apply``."""
+    """Long-polls ``source`` (holding up to ``wait`` seconds) and hands each new table to ``apply``;
+    ``interval`` is the pause after a failure, and the least time between two unchanged answers."""
 
     def __init__(
         self,
@@ -118,11 +130,13 @@ class RouteRefresher:
         *,
         cache: RouteCache | None,
         interval: float,
+        wait: float = LONG_POLL,
     ) -> None:
         self.source = source
         self.apply = apply
         self.cache = cache
         self.interval = interval
+        self.wait = wait
         self.etag: str | None = None
         self.failing = False
 
@@ -138,10 +152,11 @@ class RouteRefresher:
         logger.info("serving %d cached route(s) from %s", len(cached.value.routes), self.cache.path)
         return True
 
-    async def refresh(self) -> bool:
-        """Poll once; True when a new table was applied. Failures are logged once per outage."""
+    async def refresh(self, wait: float = 0.0) -> bool:
+        """Poll once, waiting up to ``wait`` seconds for a change; True when a new table was
+        applied. Failures are logged once per outage."""
         try:
-            fetched = await self.source.fetch(self.etag)
+            fetched = await self.source.fetch(self.etag, wait)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure of the API must leave the router serving
@@ -156,7 +171,7 @@ class RouteRefresher:
         if self.failing:
             self.failing = False
             logger.info("the route table API answers again")
-        if fetched is None:
+        if fetched is None or (fetched.etag and fetched.etag == self.etag):
             return False
         self.apply(fetched.value)
         self.etag = fetched.etag or None
@@ -169,5 +184,9 @@ class RouteRefresher:
 
     async def run(self) -> None:
         while True:
-            await self.refresh()
-            await asyncio.sleep(self.interval)
+            started = time.monotonic()
+            if await self.refresh(self.wait):
+                continue  # at once: the next answer is held until the table changes again
+            pause = self.interval if self.failing else started + self.interval - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
