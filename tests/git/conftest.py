@@ -1,4 +1,4 @@
-"""A real git server for the tests: the smart-HTTP routes in a Starlette app served by uvicorn on an
+"""A real git server for the tests: the API app with the smart-HTTP routes served by uvicorn on an
 ephemeral loopback port, a Platform on a temporary data directory, a user and an app with release
 v1."""
 
@@ -10,14 +10,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import uvicorn
-from starlette.applications import Starlette
 
 from dockyard._util import proc
+from dockyard._util.secretfile import ensure_secret_file
+from dockyard.api.app import create_app
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.context import STACK, Platform
 from dockyard.control.releases import append_release
@@ -36,14 +37,18 @@ class GitServer:
 
 @contextmanager
 def serve(platform: Platform) -> Iterator[GitServer]:
-    """The git routes of ``platform`` on an ephemeral loopback port, for the duration of the
-    block."""
-    app = Starlette(routes=git_routes(platform))
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", access_log=False)
-    server = uvicorn.Server(config)
+    """The API of ``platform`` with its git routes (what ``dockyard.serve api`` runs) on an
+    ephemeral loopback port, for the duration of the block. ``platform.settings`` name that port,
+    so the pre-receive hooks of pushes (over HTTP or SSH) hand their builds to this API."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    settings = platform.settings
+    platform.settings = replace(settings, api=replace(settings.api, host="127.0.0.1", port=port))
+    token = ensure_secret_file(platform.settings.internal_token_file)
+    app = create_app(platform, internal_token=token, extra_routes=git_routes(platform))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", access_log=False)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -35,7 +35,7 @@ from dockyard.git.repos import GitRepos
 from dockyard.git.ssh import GitCommand, GitSshServer, ensure_host_key, parse_command
 from dockyard.store.records import App
 from tests.conftest import make_settings
-from tests.git.conftest import WorkTree, make_app
+from tests.git.conftest import WorkTree, make_app, serve
 
 PROCFILE = "web: python3 -m http.server $PORT\n"
 ACCEPT = "application/vnd.heroku+json; version=3"
@@ -129,7 +129,8 @@ def serve_ssh(platform: Platform, limiter: RateLimiter | None = None) -> Iterato
 
 @pytest.fixture
 def port(platform: Platform) -> Iterator[int]:
-    with serve_ssh(platform) as bound:
+    """The SSH server, with the API its pushes' hooks hand the builds to."""
+    with serve(platform), serve_ssh(platform) as bound:
         yield bound
 
 
