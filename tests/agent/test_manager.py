@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import http.client
 import json
@@ -66,7 +67,7 @@ class FakeDataPlane:
         self.reports: list[list[DynoReport]] = []
 
     async def desired_dynos(
-        self, host: str, etag: str | None = None
+        self, host: str, etag: str | None = None, *, wait: float = 0.0
     ) -> Versioned[list[DesiredDyno]] | None:
         assert host == HOST
         if self.down:
@@ -1083,3 +1084,63 @@ def test_a_release_phase_process_is_left_to_whoever_started_it(
         assert "release.7" not in json.dumps([r.to_json() for r in plane.last.values()])
     finally:
         runtime.stop(spec.id, timeout=1)
+
+
+class HoldingDataPlane(FakeDataPlane):
+    """A control plane that holds a poll whose ETag is current until ``publish`` changes the
+    desired dynos, as the API's long polls do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls = 0
+        self._changed = asyncio.Event()
+
+    def publish(self, desired: list[DesiredDyno]) -> None:
+        self.desired = desired
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def desired_dynos(
+        self, host: str, etag: str | None = None, *, wait: float = 0.0
+    ) -> Versioned[list[DesiredDyno]] | None:
+        self.polls += 1
+        answer = await super().desired_dynos(host, etag)
+        if answer is not None or wait <= 0:
+            return answer
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), wait)
+        return await super().desired_dynos(host, etag)
+
+
+def test_a_new_dyno_starts_and_is_reported_up_without_waiting_for_a_round(
+    tmp_path: Path, runtime: ProcessRuntime, clock: ShiftedClock, slug: str
+) -> None:
+    """Rounds are 30 s apart here: only the long poll (new desired dynos) and the starting dyno's
+    own probe (it answers) can start the rounds that start it and report it up."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        agent=AgentSettings(refresh_interval=30, boot_timeout=60, stop_timeout=2),
+    )
+    plane = HoldingDataPlane()
+
+    async def scenario() -> None:
+        manager = manager_for(settings, runtime, plane, clock)
+        running = asyncio.create_task(manager.run())
+        try:
+            while plane.polls < 2:  # the first answer came at once, the second poll is held
+                await asyncio.sleep(0.01)
+            plane.publish([want(slug)])
+            deadline = time.monotonic() + 15
+            while not all_up(plane, "web.1"):
+                assert time.monotonic() < deadline, "the dyno was not reported up in time"
+                await asyncio.sleep(0.01)
+        finally:
+            manager.request_stop()
+            await running
+
+    asyncio.run(scenario())
+    assert plane.polls <= 4, "held polls, no polling"
+    (dyno,) = runtime.list()
+    assert http_ok(dyno.address)
+    text = log_text(settings)
+    assert "heroku[web.1]: State changed from starting to up" in text

@@ -1,12 +1,15 @@
 """``DynoManager``: the per-host agent that keeps the desired dynos running (Heroku's dyno manager).
 
-Every ``agent.refresh_interval`` seconds one round:
+Every ``agent.refresh_interval`` seconds one round, and at once when the desired dynos change or a
+starting web dyno answers:
 
-1. fetches the dynos this host should run from the control plane (``If-None-Match``), caching the
-   last answer in ``<state dir>/desired-dynos.json``; while the API is away the cache is used, so
-   dynos keep running and crashed ones keep being restarted;
+1. takes the dynos this host should run from the control plane, long-polled meanwhile
+   (``If-None-Match`` and ``wait``: the API answers when they change), caching the last answer in
+   ``<state dir>/desired-dynos.json``; while the API is away the cache is used, so dynos keep running
+   and crashed ones keep being restarted;
 2. lists what the runtime runs and probes web dynos (a TCP connect to ``$PORT``: ``starting`` until
-   it answers, then ``up``);
+   it answers, then ``up``); a starting one is also probed every ``PROBE_EVERY`` by a task of its
+   own, which starts a round (and so the report) as soon as it answers;
 3. copies new output lines of each dyno into its app's log stream (``app[web.1]``) and writes the
    dyno manager's own lines (``heroku[web.1]``); with a dyno network (runc), logs new port-scan
    blocks and detaches leases of dynos that are gone (``agent.network``);
@@ -59,8 +62,7 @@ from dockyard.agent.reconcile import (
 from dockyard.agent.tail import OutputTail
 from dockyard.agent.terminal import Terminal, start_on_terminal, window_size
 from dockyard.agent.wake import RequestLog, WakeServer
-from dockyard.client.dataplane import DataPlaneClient, Versioned
-from dockyard.client.http import AsyncApiClient
+from dockyard.client.dataplane import LONG_POLL, DataPlaneClient, Versioned
 from dockyard.domain.dataplane import DesiredDyno, DynoReport
 from dockyard.errors import DockyardError
 from dockyard.logs.line import make_lines
@@ -74,6 +76,8 @@ log = logging.getLogger(__name__)
 REPORT_EVERY = 10.0
 """Seconds between two reports when nothing changed (a heartbeat for the control plane)."""
 PROBE_TIMEOUT = 0.25
+PROBE_EVERY = 0.05
+"""Seconds between two probes of a starting web dyno (each its own task until the dyno answers)."""
 WAKE_POLL = 0.05
 """Seconds between rounds while a wake request waits for its app's web dyno."""
 COMMAND_LABEL = "dockyard.command"
@@ -86,7 +90,7 @@ class DataPlane(Protocol):
     """What the manager needs of ``DataPlaneClient``."""
 
     async def desired_dynos(
-        self, host: str, etag: str | None = None
+        self, host: str, etag: str | None = None, *, wait: float = 0.0
     ) -> Versioned[list[DesiredDyno]] | None: ...
 
     async def report_dynos(self, host: str, dynos: Sequence[DynoReport]) -> None: ...
@@ -139,6 +143,8 @@ class DynoManager:
         self._cycling_logged: set[str] = set()
         self._started_at: dict[str, datetime] = {}
         self._round_now = asyncio.Event()
+        self._watching = False
+        self._probing: dict[str, asyncio.Task[None]] = {}
         self._wake_waiters: dict[str, list[asyncio.Future[list[dict[str, str]]]]] = {}
         self.one_offs_path = settings.state_dir / "one-offs-started.json"
         self._one_offs_started: set[str] = set()
@@ -150,7 +156,18 @@ class DynoManager:
     # -- the loop ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run rounds until ``request_stop``; the dynos are left running."""
+        """Run rounds until ``request_stop``; the dynos are left running. Meanwhile the desired
+        dynos are long-polled (``_watch_desired``): a change starts a round at once."""
+        watch = asyncio.create_task(self._watch_desired()) if self.client is not None else None
+        try:
+            await self._rounds()
+        finally:
+            if watch is not None:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+        await self.close()
+
+    async def _rounds(self) -> None:
         while not self._stop_event.is_set():
             try:
                 await self.tick()
@@ -165,13 +182,16 @@ class DynoManager:
             for waiting in waits:
                 waiting.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
-        await self.close()
 
     def request_stop(self) -> None:
         self._stop_event.set()
 
     async def close(self) -> None:
         """Wait for the stops under way, then close the output files."""
+        for probe in self._probing.values():
+            probe.cancel()
+        await asyncio.gather(*self._probing.values(), return_exceptions=True)
+        self._probing.clear()
         await self.settle()
         for tail in self._tails.values():
             tail.close()
@@ -190,7 +210,8 @@ class DynoManager:
     async def tick(self) -> None:
         """One round: fetch, look, log, plan, act, report."""
         self._round_now.clear()
-        await self._refresh_desired()
+        if not self._watching:
+            await self._refresh_desired()
         everything = await asyncio.to_thread(self.runtime.list)
         listed = self._on_our_clock([d for d in everything if not is_managed_elsewhere(d.spec)])
         dynos = [d for d in listed if d.spec.id not in self._stopping]
@@ -253,22 +274,42 @@ class DynoManager:
 
     # -- desired state ---------------------------------------------------------------------------
 
-    async def _refresh_desired(self) -> None:
-        if self.client is None:
-            return
+    async def _watch_desired(self) -> None:
+        """Long-poll the desired dynos and start a round when they change. While the API is away
+        it is asked every ``agent.refresh_interval``; an unchanged answer that comes sooner (an API
+        that does not hold polls) is paced to one an interval."""
+        loop = asyncio.get_running_loop()
+        interval = self.settings.agent.refresh_interval
+        self._watching = True
         try:
-            answer = await self.client.desired_dynos(self.host, self._etag)
+            while True:
+                started = loop.time()
+                if await self._refresh_desired(wait=LONG_POLL):
+                    self._round_now.set()
+                    continue
+                pause = interval if self._api_down else started + interval - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+        finally:
+            self._watching = False
+
+    async def _refresh_desired(self, wait: float = 0.0) -> bool:
+        """Fetch the desired dynos (holding up to ``wait`` s); True when they changed."""
+        if self.client is None:
+            return False
+        try:
+            answer = await self.client.desired_dynos(self.host, self._etag, wait=wait)
         except Exception as exc:
             if not self._api_down:
                 known = "no desired state yet" if self.desired is None else "the cached state"
                 log.warning("cannot fetch the desired dynos (%s); running %s", exc, known)
                 self._api_down = True
-            return
+            return False
         if self._api_down:
             log.info("the control plane answers again")
             self._api_down = False
-        if answer is None:
-            return
+        if answer is None or (answer.etag and answer.etag == self._etag):
+            return False
         self.desired = list(answer.value)
         self._etag = answer.etag or None
         _write_json(
@@ -276,6 +317,7 @@ class DynoManager:
         )
         wanted = {d.key for d in self.desired}
         self._tombstones = {k: v for k, v in self._tombstones.items() if k in wanted}
+        return True
 
     def _load_cache(self) -> None:
         try:
@@ -302,6 +344,7 @@ class DynoManager:
         ]
         answers = await asyncio.gather(*(_answers(d.address) for d in probes))
         answering = {d.spec.id for d, ok in zip(probes, answers, strict=True) if ok}
+        self._probe_starting([d for d in probes if d.spec.id not in answering])
         for dyno in dynos:
             before = self._states.get(dyno.spec.id)
             after: DynoState
@@ -319,6 +362,24 @@ class DynoManager:
                 self._system(dyno.spec, "State changed from starting to up")
             else:
                 self._log_exit(dyno, before or "up", after)
+
+    def _probe_starting(
+        self, starting: Sequence[RunningDyno], *, keep_others: bool = False
+    ) -> None:
+        """Keep one probe task per starting web dyno, so it is seen up within ``PROBE_EVERY``
+        of binding instead of at the next round; drop the tasks of the dynos no longer starting
+        (all but ``starting``, unless ``keep_others``)."""
+        wanted = {d.spec.id: d.address for d in starting}
+        for dyno_id in set() if keep_others else set(self._probing) - set(wanted):
+            self._probing.pop(dyno_id).cancel()
+        for dyno_id, address in wanted.items():
+            if dyno_id not in self._probing or self._probing[dyno_id].done():
+                self._probing[dyno_id] = asyncio.create_task(self._probe_until_up(address))
+
+    async def _probe_until_up(self, address: str) -> None:
+        while not await _answers(address):
+            await asyncio.sleep(PROBE_EVERY)
+        self._round_now.set()  # the round marks it up and reports it at once
 
     def _log_exit(self, dyno: RunningDyno, before: str, after: DynoState) -> None:
         spec = dyno.spec
@@ -472,6 +533,8 @@ class DynoManager:
             return
         self._states[spec.id] = "starting"
         self._started_at[spec.id] = self.clock.now()
+        if spec.process_type == "web":
+            self._probe_starting([dyno], keep_others=True)
         if terminal is not None:
             self._terminals[spec.id] = terminal
         if dyno.output_path is not None and not _attached(spec):
@@ -760,11 +823,11 @@ def main(settings: Settings) -> None:
 async def _serve(settings: Settings, runtime: Runtime, token: str) -> None:
     import signal
 
-    api = AsyncApiClient(settings.api_url, token)
+    api = DataPlaneClient.connect(settings.api_url, token)
     manager = DynoManager(
         settings,
         runtime,
-        DataPlaneClient(api),
+        api,
         SystemClock(),
         network_watch=NetworkWatch.for_runtime(settings, runtime),
     )
