@@ -27,9 +27,11 @@ from dockyard._util import proc
 from dockyard.build.archive import HEADER_ALLOWANCE, extract_tarball
 from dockyard.build.buildpack import Buildpack
 from dockyard.build.buildpacks import builtin_buildpacks
+from dockyard.build.isolation import BuildContainers
 from dockyard.build.output import BuildOutput, human_size
 from dockyard.build.pipeline import BuildPipeline
 from dockyard.build.sources import resolve_buildpacks
+from dockyard.build.stack import HostStack, ImageStack, Stack
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.control.dataplane import changes
@@ -50,6 +52,8 @@ from dockyard.errors import (
     InvalidError,
     PushRejectedError,
 )
+from dockyard.runtime.sandbox import RuncBuildContainers
+from dockyard.settings import Settings
 from dockyard.store.records import Account, App, Release
 
 DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
@@ -240,7 +244,10 @@ def build_and_release(
             plan = plan_deploy(platform, app, source_dir, buildpacks=buildpack_urls)
             if buildpacks is None and plan.buildpacks is not None:
                 buildpacks = resolve_buildpacks(
-                    plan.buildpacks, platform.settings.cache_dir / "buildpacks", output
+                    plan.buildpacks,
+                    platform.settings.cache_dir / "buildpacks",
+                    output,
+                    builtins=builtin_buildpacks(build_sandbox(platform.settings)[1]),
                 )
             with platform.store.read() as tx:
                 config = {**tx.get_config(app.id), **plan.env}
@@ -267,6 +274,18 @@ def build_and_release(
             held.release()
 
 
+def build_sandbox(settings: Settings) -> tuple[BuildContainers | None, Stack]:
+    """The containers builds run in (``[build] sandbox = "runc"``), and the stack whose Pythons and
+    Node.js the built-in buildpacks use: the build stack image's when the containers can run here,
+    else the host's (the pipeline then runs the build in the uid sandbox and says why)."""
+    if settings.build.sandbox != "runc":
+        return None, HostStack()
+    containers = RuncBuildContainers(settings)
+    if containers.unavailable() is not None:
+        return containers, HostStack()
+    return containers, ImageStack(containers, settings.cache_dir / "stacks")
+
+
 def _build_and_release(
     platform: Platform,
     app: App,
@@ -280,12 +299,14 @@ def _build_and_release(
     plan: DeployPlan,
 ) -> Release:
     settings = platform.settings
+    containers, stack = build_sandbox(settings)
     pipeline = BuildPipeline(
         platform.slugs,
         settings.build_dir,
         settings.cache_dir,
         settings.build.compile_timeout,
         settings=settings.build,
+        containers=containers,
     )
     result = pipeline.run(
         app.id,
@@ -293,7 +314,7 @@ def _build_and_release(
         config,
         sha,
         output,
-        builtin_buildpacks() if buildpacks is None else buildpacks,
+        builtin_buildpacks(stack) if buildpacks is None else buildpacks,
         stack=app.stack,
         explicit=buildpacks is not None,  # an app's own list runs whole; the built-ins detect
     )
