@@ -7,6 +7,7 @@ in the uid sandbox and says so."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -20,10 +21,11 @@ from dockyard.build.buildpacks import ClassicBuildpack, NodejsBuildpack, PythonB
 from dockyard.build.isolation import UID_BASE, UID_SLOTS
 from dockyard.build.output import BuildOutput
 from dockyard.build.pipeline import BuildPipeline, BuildResult
-from dockyard.build.stack import ImageStack
+from dockyard.build.stack import HostStack, ImageStack
+from dockyard.control.deploys import build_sandbox
 from dockyard.errors import CompileError
 from dockyard.runtime.network import DynoNetwork
-from dockyard.runtime.sandbox import RuncBuildContainers
+from dockyard.runtime.sandbox import RuncBuildContainers, lease_id
 from dockyard.settings import Settings
 from dockyard.slug.image import extract_image
 from dockyard.slug.store import SlugStore
@@ -247,6 +249,34 @@ def test_a_build_reaches_the_outside_but_no_port_of_the_host_nor_another_dyno(
     assert len(lines) == len(targets)
 
 
+def test_a_build_whose_lease_was_taken_for_a_stale_one_attaches_again(
+    containers: RuncBuildContainers, settings: Settings, tmp_path: Path, outside: Outside
+) -> None:
+    scratch = tmp_path / "build-x"
+    scratch.mkdir(mode=0o711)
+    build = containers.open(
+        uuid.uuid4().hex,
+        "app-1",
+        scratch,
+        memory_bytes=64 << 20,
+        max_processes=32,
+        file_bytes=1 << 20,
+    )
+    try:
+        DynoNetwork(settings).detach(lease_id(build.id))  # what a dyno manager's sweep would do
+
+        done = build.run(
+            ["/usr/bin/python3", "-c", CLIENT, f"{outside.address}:8000"],
+            cwd=scratch,
+            env={},
+            timeout=30,
+        )
+    finally:
+        build.close()
+    assert done.text == f"{outside.address}:8000 hello {outside.host_address}\n"
+    assert lease_id(build.id) not in DynoNetwork(settings).attachments()
+
+
 # -- the stack image's versions ------------------------------------------------------------------------
 
 
@@ -273,6 +303,24 @@ def test_python_and_node_versions_are_checked_against_the_build_stack_image(
     assert f"this stack has Node.js {node.label}" in caught.value.message
 
 
+def test_deploys_choose_the_container_sandbox_and_the_image_stack_when_they_can(
+    settings: Settings, tmp_path: Path
+) -> None:
+    containers, stack = build_sandbox(settings)
+    assert isinstance(containers, RuncBuildContainers)
+    assert isinstance(stack, ImageStack)
+    missing = dataclasses.replace(
+        settings, runtime=dataclasses.replace(settings.runtime, stacks_dir=str(tmp_path))
+    )
+    containers, stack = build_sandbox(missing)
+    assert isinstance(containers, RuncBuildContainers)  # the pipeline falls back and says why
+    assert isinstance(stack, HostStack)
+    uid = dataclasses.replace(settings, build=dataclasses.replace(settings.build, sandbox="uid"))
+    containers, stack = build_sandbox(uid)
+    assert containers is None
+    assert isinstance(stack, HostStack)
+
+
 # -- fallback ------------------------------------------------------------------------------------------
 
 
@@ -282,11 +330,8 @@ def test_without_the_build_stack_image_the_build_runs_in_the_uid_sandbox_and_say
     with reachable_dir() as base:  # the uid sandbox's build user must reach its scratch directory
         empty = base / "no-stacks"
         empty.mkdir()
-        bare = Settings(
-            data_dir=settings.data_dir,
-            build=settings.build,
-            runtime=type(settings.runtime)(stacks_dir=str(empty), run_dir=settings.runtime.run_dir),
-            network=settings.network,
+        bare = dataclasses.replace(
+            settings, runtime=dataclasses.replace(settings.runtime, stacks_dir=str(empty))
         )
         builder = Builder(base, bare, RuncBuildContainers(bare), timeout=30)
 

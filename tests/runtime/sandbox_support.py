@@ -29,6 +29,8 @@ from tests.conftest import make_settings
 from tests.runtime.runc_support import cache_root, missing_requirements, stacks_dir
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+UID_BASE = 3_600_000_000
+UID_SLOTS = 8
 
 requires_build_sandbox = pytest.mark.skipif(
     missing_requirements() is not None, reason=missing_requirements() or ""
@@ -60,13 +62,16 @@ def network_names(module: str) -> tuple[str, str]:
 
 def sandbox_settings(data_dir: Path, run_dir: Path, module: str, **env: str) -> Settings:
     """Settings for build containers: the shared stack images, ``run_dir`` for runc and the mounts, and the
-    module's own table and range."""
+    module's own table, range and host uids (so that "no process of the build's user is left" never counts
+    the dynos of other tests, whose first app gets the first range of the default base too)."""
     table, private_range = network_names(module)
     values = {
         "DOCKYARD_RUNTIME_STACKS_DIR": str(build_stacks_dir()),
         "DOCKYARD_RUNTIME_RUN_DIR": str(run_dir),
         "DOCKYARD_NETWORK_TABLE": table,
         "DOCKYARD_NETWORK_PRIVATE_RANGE": private_range,
+        "DOCKYARD_RUNTIME_UID_BASE": str(UID_BASE + sum(module.encode()) % 50 * UID_SLOTS * 65536),
+        "DOCKYARD_RUNTIME_UID_SLOTS": str(UID_SLOTS),
     }
     values.update(env)
     return make_settings(data_dir, **values)

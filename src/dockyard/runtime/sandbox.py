@@ -600,13 +600,14 @@ class RuncBuildContainer:
         self._out_of_memory = False
         self.user, self.id_map, self.uid = owner.host_ids(app_id)
         self.netns: str | None = None
+        self.app_id = app_id
         try:
-            self._open(app_id, memory_bytes, max_processes)
+            self._open(memory_bytes, max_processes)
         except BaseException:
             self.close()
             raise
 
-    def _open(self, app_id: str, memory_bytes: int, max_processes: int) -> None:
+    def _open(self, memory_bytes: int, max_processes: int) -> None:
         settings = self.owner.settings
         for path in (self.scratch, self.owner.run_root):
             if _MOUNT_UNSAFE.search(str(path)):
@@ -634,9 +635,14 @@ class RuncBuildContainer:
             "".join(f"nameserver {server}\n" for server in servers), encoding="utf-8"
         )
         self.cgroup.create(memory_bytes=memory_bytes, pids=max_processes, cpus=settings.build.cpus)
+        self._attach()
+
+    def _attach(self) -> None:
+        """The build's place in the dyno network (again, when its namespace went missing since the
+        last command: a dyno manager that took the lease for a stale one)."""
         network = self.owner.network()
         if network is not None:
-            attachment = network.attach(lease_id(self.id), app_id, port=None)
+            attachment = network.attach(lease_id(self.id), self.app_id, port=None)
             self.netns = str(attachment.netns_path)
 
     def _claim(self) -> None:
@@ -699,8 +705,12 @@ class RuncBuildContainer:
         watch_interval: float = 0.25,
     ) -> int:
         """Run ``argv`` with its output (stdout and stderr) passed to ``on_line`` line by line; returns
-        its exit status. Whatever ``watch`` raises stops it (its container is killed) and is raised."""
-        container_id, bundle_dir = self._prepare(argv, cwd, env)
+        its exit status. Whatever ``watch`` raises stops it (its container is killed) and is raised.
+
+        Its stderr is its stdout (runc copies the two through pipes of its own, so they would
+        interleave out of order otherwise)."""
+        merged = ["/bin/sh", "-c", 'exec "$@" 2>&1', "sh", *(str(arg) for arg in argv)]
+        container_id, bundle_dir = self._prepare(merged, cwd, env)
         log_file = bundle_dir / "runc.log"
         before = self.cgroup.start_command()
         try:
@@ -743,6 +753,9 @@ class RuncBuildContainer:
         self._out_of_memory = code != 0 and self.cgroup.ran_out_of_memory(before, killed)
 
     def _prepare(self, argv: proc.Argv, cwd: Path, env: Mapping[str, str]) -> tuple[str, Path]:
+        if self.netns is not None and not Path(self.netns).exists():
+            log.warning("build %s lost its network namespace; attaching it again", self.id)
+            self._attach()
         self._count += 1
         container_id = f"{self.id}-{self._count}"
         bundle_dir = self.dir / f"c{self._count}"
