@@ -62,7 +62,8 @@ class RouterSettings:
     host: str = "127.0.0.1"
     port: int = 80 if _is_root() else 8080
     refresh_interval: float = 0.5
-    """Seconds between two polls of the route table."""
+    """Seconds between two attempts to reach the API while it is away. The route table is long-polled
+    (the API answers when it changes), so this is not how soon a change arrives."""
     connect_timeout: float = 5.0
     """Seconds to open a connection to a dyno before trying the next one (H19 when all time out)."""
     first_byte_timeout: float = 30.0
@@ -89,6 +90,9 @@ class AgentSettings:
     """The dyno runtime (``runc`` or ``process``): ``runc``, sandboxed, when Dockyard runs as root;
     ``process`` (plain processes, not a sandbox) otherwise."""
     refresh_interval: float = 0.5
+    """Seconds between two rounds of the dyno manager, and between two attempts to reach the API while
+    it is away; new desired dynos (long-polled) and a starting web dyno that answers start a round at
+    once."""
     boot_timeout: float = 60.0
     """Seconds a web dyno has to accept connections on $PORT (Heroku's R10)."""
     stop_timeout: float = 30.0
