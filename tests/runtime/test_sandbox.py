@@ -198,6 +198,13 @@ def test_output_and_exit_status_pass_through(build: Build) -> None:
 
 
 @requires_build_sandbox
+def test_a_short_command_that_runs_out_of_time_is_killed_with_its_container(build: Build) -> None:
+    with pytest.raises(CommandError, match=r"did not finish within 0.5 s"):
+        build.run("sleep 30 & sleep 30", timeout=0.5)
+    assert processes_of(build.container.uid) == []
+
+
+@requires_build_sandbox
 def test_a_command_that_exhausts_the_builds_memory_is_told_apart(build: Build) -> None:
     hog = build.run('python3 -c "x = bytearray(400 * 1024 * 1024)"')
     assert (hog.returncode, build.container.out_of_memory()) == (137, True)

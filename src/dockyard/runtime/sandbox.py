@@ -47,7 +47,7 @@ import shutil
 import signal
 import stat
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -362,8 +362,9 @@ class RuncBuildContainers:
 
                 network = DynoNetwork(self.settings)
                 try:
-                    if not network.nftables.exists():
-                        network.setup_host()
+                    with self._host_lock():  # two first builds must not each replace the table
+                        if not network.nftables.exists():
+                            network.setup_host()
                 except DockyardError as exc:
                     raise DynoError(
                         f"cannot set up the network of builds ({exc.message}) — the runc build sandbox "
@@ -373,6 +374,16 @@ class RuncBuildContainers:
             else:
                 self._network = self._network_choice
         return self._network
+
+    @contextlib.contextmanager
+    def _host_lock(self) -> Iterator[None]:
+        self.run_root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.run_root / "network.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def host_ids(self, app_id: str) -> tuple[int, bundle.IdMap | None, int]:
         """``(user inside the container, id map, user on the host)`` for builds of ``app_id``: the app's own
