@@ -26,6 +26,10 @@ State survives the agent: a new agent lists ``dyno.json`` records and checks eac
 ``/proc`` (pid plus start time, so a reused pid never looks like a dyno). ``stop`` sends SIGTERM to every process
 (``runc kill --all``), SIGKILL after the timeout, then ``runc delete``, unmounts and removes the bundle.
 
+Attached one-off dynos (``start_attached``) get a terminal instead of the output file: ``process.terminal`` and
+``runc run --console-socket``; runc's init sends the pty master over that socket. Memory: the quota is the RAM
+limit on a host with swap, twice the quota (the R15 line) without (``memory_limits``).
+
 Networking: each dyno gets a network namespace of its own. With the host's ``DynoNetwork`` (``network.py``) the
 namespace has a veth link and an address, and ``RunningDyno.address`` is ``<address>:$PORT``. Without one it has
 only loopback: ``$PORT`` cannot be reached from the host, ``RunningDyno.address`` is empty, and ``listening()``
