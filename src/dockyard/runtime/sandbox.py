@@ -12,8 +12,9 @@ differences:
   copies) at **the same path as on the host**, read-write, its env directory read-only; no ``/app``;
 - ``/etc/resolv.conf`` naming ``build.nameservers``, and the host's CA bundle (``build.ca_certificates``)
   over the stack's, so registries behind a TLS-inspecting proxy work;
-- limits on the build's cgroup ``/dockyard-build/<build id>`` — memory (no swap), processes and threads,
-  CPU — shared by all its commands (each command's container is a child of it), plus ``RLIMIT_FSIZE``;
+- limits on the build's cgroup ``/dockyard-build/<build id>`` (``buildcgroup.py``) — memory (no swap),
+  processes and threads, CPU — shared by all its commands (each command's container is a child of it), plus
+  ``RLIMIT_FSIZE``;
 - a network namespace from the dyno network (``DynoNetwork``, lease ``build-<build id>``): egress follows
   ``network.egress``; the host, the platform's ports, private addresses and dynos are out of reach.
 
@@ -27,8 +28,8 @@ Per build, ``<run dir>/builds/<build id>/`` holds::
     hosts, resolv.conf
     c<n>/         the n-th command's bundle (config.json, runc's log), removed when the command ends
 
-A command runs as ``runc run`` in the foreground (its stdout and stderr are the command's); a command that is
-stopped (timeout, a limit) is killed with ``runc delete --force``, which kills every process of its
+A command runs as ``runc run`` in the foreground (its stdout and stderr are the command's; streamed, its stderr
+goes to its stdout); a command that is stopped (timeout, a limit) is killed with ``runc delete --force``, which kills every process of its
 container. When the container's first process ends the kernel ends the others, so nothing a command starts
 outlives it.
 """
