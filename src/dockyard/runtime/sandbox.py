@@ -28,10 +28,10 @@ Per build, ``<run dir>/builds/<build id>/`` holds::
     hosts, resolv.conf
     c<n>/         the n-th command's bundle (config.json, runc's log), removed when the command ends
 
-A command runs as ``runc run`` in the foreground (its stdout and stderr are the command's; streamed, its stderr
-goes to its stdout); a command that is stopped (timeout, a limit) is killed with ``runc delete --force``, which kills every process of its
-container. When the container's first process ends the kernel ends the others, so nothing a command starts
-outlives it.
+A command runs as ``runc run`` in the foreground (its stdout and stderr are the command's; streamed, its
+stderr goes to its stdout); a command that is stopped (timeout, a limit) is killed with ``runc delete
+--force``, which kills every process of its container. When the container's first process ends the kernel
+ends the others, so nothing a command starts outlives it.
 """
 
 from __future__ import annotations
