@@ -104,8 +104,23 @@ def stack_name(settings: Settings, variant: Variant = "run") -> str:
     return settings.runtime.stack if variant == "run" else f"{settings.runtime.stack}-build"
 
 
+APT_INSTALLED: frozenset[str] = frozenset({"npm"})
+"""Packages debootstrap's own resolver cannot install (npm's many ``node-*`` dependencies); they are
+installed with apt-get inside the tree once debootstrap is done."""
+APT_OPTIONS = ("-o", "Acquire::Check-Valid-Until=false", "-o", "Acquire::Check-Date=false")
+"""Mirrors that serve a fixed snapshot have Release files past their validity date."""
+
+
 def packages_of(variant: Variant) -> tuple[str, ...]:
     return STACK_PACKAGES if variant == "run" else STACK_PACKAGES + BUILD_PACKAGES
+
+
+def debootstrap_packages(variant: Variant) -> tuple[str, ...]:
+    return tuple(p for p in packages_of(variant) if p not in APT_INSTALLED)
+
+
+def apt_packages(variant: Variant) -> tuple[str, ...]:
+    return tuple(p for p in packages_of(variant) if p in APT_INSTALLED)
 
 
 def apt_mirror(sources: Sequence[Path] | None = None) -> str:
@@ -246,6 +261,9 @@ class StackImages:
                 mirror = self.settings.runtime.stack_mirror or apt_mirror()
                 on_line(f"debootstrap {SUITE} from {mirror} ({len(packages_of(variant))} packages)")
                 self._debootstrap(tree, variant, mirror, cache.resolve(), on_line)
+                if apt_packages(variant):
+                    on_line(f"installing {', '.join(apt_packages(variant))} with apt-get")
+                    _apt_install(tree, apt_packages(variant), on_line)
                 on_line("configuring the image")
                 packages = installed_packages(tree)
                 version = stack_version(packages, now())
@@ -266,7 +284,7 @@ class StackImages:
         argv: list[str | Path] = [
             "debootstrap",
             "--variant=minbase",
-            f"--include={','.join(packages_of(variant))}",
+            f"--include={','.join(debootstrap_packages(variant))}",
             f"--cache-dir={cache}",
             SUITE,
             tree,
@@ -332,6 +350,55 @@ class StackImages:
             yield
         finally:
             os.close(fd)
+
+
+def _apt_install(tree: Path, packages: Sequence[str], on_line: Callable[[str], None]) -> None:
+    """apt-get install inside the fresh tree, with the host's resolver for the duration."""
+    resolv = tree / "etc/resolv.conf"
+    saved = resolv.read_bytes() if resolv.is_file() else None
+    resolv.unlink(missing_ok=True)
+    shutil.copyfile("/etc/resolv.conf", resolv)
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "LANG": "C",
+    }
+    tail: list[str] = []
+
+    def keep(raw: bytes) -> None:
+        tail.append(raw.decode("utf-8", "replace").rstrip())
+        del tail[:-15]
+
+    try:
+        commands: tuple[list[str | Path], ...] = (
+            ["chroot", tree, "apt-get", *APT_OPTIONS, "update", "-qq"],
+            [
+                "chroot",
+                tree,
+                "apt-get",
+                *APT_OPTIONS,
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                *packages,
+            ],
+        )
+        for argv in commands:
+            code = proc.stream(argv, on_line=keep, env=env, timeout=BUILD_TIMEOUT)
+            if code != 0:
+                raise DynoError(
+                    f"apt-get failed in the stack image (exit code {code}):\n" + "\n".join(tail)
+                )
+    except CommandError as exc:
+        raise DynoError(
+            f"cannot install {', '.join(packages)} in the stack image: {exc.message}"
+        ) from exc
+    finally:
+        resolv.unlink(missing_ok=True)
+        if saved is not None:
+            resolv.write_bytes(saved)
+    on_line(f"installed {', '.join(packages)}")
 
 
 def _configure(tree: Path, name: str, version: str, packages: Sequence[str]) -> None:
