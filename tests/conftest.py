@@ -26,6 +26,7 @@ def make_settings(data_dir: Path, **env: str) -> Settings:
         "HOME": str(data_dir),
         "DOCKYARD_CONFIG": os.devnull,
         "DOCKYARD_AGENT_RUNTIME": "process",
+        "DOCKYARD_BUILD_SANDBOX": "uid",
     }
     base.update(env)
     return load_settings(base)

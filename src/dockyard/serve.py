@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import Literal
 
 from dockyard import __version__
 from dockyard._util import proc
@@ -196,17 +197,25 @@ def runtime_banner(settings: Settings) -> list[str]:
 
 
 def ensure_stack(settings: Settings) -> None:
-    """Build the stack image when the runc runtime needs one and none is built yet."""
+    """Build the stack images the runc runtime (``run``) and the runc build sandbox (``build``) need,
+    when they are not built yet."""
     from dockyard.runtime.stack import StackImages
 
     images = StackImages(settings)
-    image = images.current()
-    if image is None:
-        print(
-            "  stack          : not built yet — building it now (once; a few minutes)", flush=True
-        )
-        image = images.build(on_line=lambda line: print(f"                   {line}", flush=True))
-    print(f"  stack          : {image.label}")
+    variants: list[Literal["run", "build"]] = ["run"]
+    if settings.build.sandbox == "runc":
+        variants.append("build")
+    for variant in variants:
+        label = "stack" if variant == "run" else "build stack"
+        image = images.current(variant)
+        if image is None:
+            print(
+                f"  {label:<15}: not built yet — building it now (once; a few minutes)", flush=True
+            )
+            image = images.build(
+                variant, on_line=lambda line: print(f"                   {line}", flush=True)
+            )
+        print(f"  {label:<15}: {image.label}")
 
 
 def cmd_stack_build(settings: Settings, args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from dockyard.logs.store import FileLogStore
 from dockyard.runtime.network import Lease, Leases
 from dockyard.runtime.nftables import Block
 from dockyard.runtime.process import ProcessRuntime
+from dockyard.runtime.sandbox import LEASE_PREFIX
 from dockyard.runtime.scanguard import BlockEvent, ScanGuard
 from dockyard.settings import AgentSettings, Settings
 from dockyard.slug.store import SlugStore
@@ -139,19 +140,21 @@ def test_leases_of_dynos_the_runtime_does_not_know_are_detached_at_the_first_rou
         dyno_id = await start_one_web_dyno(first, runtime)
         leases.acquire(dyno_id, APP_ID, 5000)
         leases.acquire("left-by-a-killed-agent", APP_ID, 5000)
+        leases.acquire(LEASE_PREFIX + "a-running-build", APP_ID, None)
         # A new agent (as after a restart) looks at once; the running dyno keeps its lease.
         second = DynoManager(
             settings, runtime, plane, clock, host=HOST, network_watch=NetworkWatch(None, network)
         )
         await second.tick()
         assert network.detached == ["left-by-a-killed-agent"]
-        assert set(leases.all()) == {dyno_id}
+        # A build's lease is the build sandbox's to release, not a stale dyno's.
+        assert set(leases.all()) == {dyno_id, LEASE_PREFIX + "a-running-build"}
         leases.acquire("another-orphan", APP_ID, None)
         await second.tick()  # not looked for again before SWEEP_EVERY
         assert "another-orphan" in leases.all()
         clock.advance(SWEEP_EVERY)
         await second.tick()
-        assert set(leases.all()) == {dyno_id}
+        assert set(leases.all()) == {dyno_id, LEASE_PREFIX + "a-running-build"}
         await first.close()
         await second.close()
 

@@ -25,7 +25,8 @@ import pytest
 
 from dockyard._util import proc
 from dockyard.slug.mount import mount_points
-from tests.runtime.runc_support import missing_requirements, stacks_dir
+from tests.runtime.runc_support import missing_requirements
+from tests.runtime.sandbox_support import build_stacks_dir
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -133,7 +134,7 @@ def runc_env() -> dict[str, str]:
     number = next(_platforms)
     tag = f"{os.getpid()}x{number}"
     return {
-        "DOCKYARD_RUNTIME_STACKS_DIR": str(stacks_dir()),
+        "DOCKYARD_RUNTIME_STACKS_DIR": str(build_stacks_dir()),
         "DOCKYARD_RUNTIME_RUN_DIR": f"/run/dockyard-e2e-{tag}",
         "DOCKYARD_NETWORK_TABLE": f"dye2e{tag}",
         "DOCKYARD_NETWORK_PRIVATE_RANGE": f"10.92.{(os.getpid() + number) % 200 + 20}.0/24",

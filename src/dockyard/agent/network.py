@@ -19,6 +19,7 @@ from typing import Protocol
 
 from dockyard.errors import DockyardError
 from dockyard.runtime.base import Runtime
+from dockyard.runtime.sandbox import is_build_lease
 from dockyard.runtime.scanguard import BlockEvent, ScanGuard
 from dockyard.settings import Settings
 
@@ -88,7 +89,8 @@ class NetworkWatch:
         leased = set(self.network.attachments())
         if not leased:
             return []
-        stale = sorted(leased - set(known()))
+        # Builds lease addresses on the same network; they are the build sandbox's to release.
+        stale = sorted(i for i in leased - set(known()) if not is_build_lease(i))
         for dyno_id in stale:
             try:
                 self.network.detach(dyno_id)
