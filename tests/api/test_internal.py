@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -10,12 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
+from dockyard.api.app import create_app
 from dockyard.control import dataplane
 from dockyard.control.accounts import create_user
 from dockyard.control.context import STACK, Platform
-from tests.api.conftest import internal_headers
+from tests.api.conftest import INTERNAL_TOKEN, internal_headers
 
 ROUTES = "/internal/v1/routes"
 DESIRED = "/internal/v1/hosts/h1/desired-dynos"
@@ -154,6 +158,38 @@ def test_a_change_that_leaves_the_answer_alone_keeps_the_poll_held(
     response = answer.result(timeout=10)
     assert response.status_code == 304, "the poll was held until its wait had passed"
     assert response.headers["ETag"] == etag
+
+
+@pytest.fixture
+def served(platform: Platform) -> Iterator[int]:
+    """The API of ``platform`` under uvicorn on an ephemeral loopback port (real connections)."""
+    app = create_app(platform, internal_token=INTERNAL_TOKEN)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    sock = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    _until(lambda: server.started, "the API listens")
+    yield sock.getsockname()[1]
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def test_a_held_poll_whose_caller_goes_away_is_let_go(platform: Platform, served: int) -> None:
+    """So that a stopping agent or router does not keep the API from stopping."""
+    changes = dataplane.changes(platform)
+    with socket.create_connection(("127.0.0.1", served)) as conn:
+        conn.sendall(
+            f"GET {ROUTES}?wait=20 HTTP/1.1\r\nHost: api\r\nIf-None-Match: {_routes_etag(served)}"
+            f"\r\nAuthorization: Bearer {INTERNAL_TOKEN}\r\n\r\n".encode()
+        )
+        _until(lambda: changes.waiting == 1, "the API holds the poll")
+    _until(lambda: changes.waiting == 0, "the API lets the poll go")
+
+
+def _routes_etag(port: int) -> str:
+    answer = httpx.get(f"http://127.0.0.1:{port}{ROUTES}", headers=internal_headers())
+    return answer.headers["ETag"]
 
 
 @pytest.mark.parametrize("wait", ["soon", "-1", "nan"])

@@ -271,14 +271,17 @@ class Changes:
         start = self._monotonic()
         deadline = start + max(0.0, timeout)
         recheck_at = start + self.recheck_interval
-        while True:
-            self.look()
-            future: asyncio.Future[None] = loop.create_future()
-            with self._lock:
-                if self._generation != generation:
-                    return True
-                self._waiters.append((loop, future))
-            try:
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._generation != generation:
+                return True
+            self._waiters.append((loop, future))
+        try:
+            while True:
+                self.look()
+                with self._lock:
+                    if self._generation != generation:
+                        return True
                 now = self._monotonic()
                 if now >= deadline:
                     return False
@@ -287,12 +290,12 @@ class Changes:
                 pause = min(deadline, recheck_at) - now
                 if self.watch is not None:
                     pause = min(pause, self.watch_interval)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(future, pause)
-            finally:
-                with self._lock:
-                    if (loop, future) in self._waiters:
-                        self._waiters.remove((loop, future))
+                await asyncio.wait({future}, timeout=pause)
+        finally:
+            future.cancel()
+            with self._lock:
+                if (loop, future) in self._waiters:
+                    self._waiters.remove((loop, future))
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -87,7 +87,7 @@ async def _long_poll(
             generation = changes.generation
             body, etag = _encode(await run_in_threadpool(view))
             remaining = deadline - loop.time()
-            if etag != given or remaining <= 0 or (gone is not None and gone.done()):
+            if etag != given or remaining <= 0:
                 return _answer(body, etag, given)
             if gone is None:
                 gone = asyncio.ensure_future(_disconnected(request))
@@ -96,6 +96,8 @@ async def _long_poll(
             changed.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await changed
+            if gone.done():  # nobody to answer: do not read the state again
+                return _answer(body, etag, given)
     finally:
         if gone is not None:
             gone.cancel()
