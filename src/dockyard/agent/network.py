@@ -8,7 +8,8 @@ event's message to the platform log and, when the address is a dyno's, to that d
 
 A lease outlives its dyno only when something went wrong between ``attach`` and the dyno's record (an agent
 killed at the wrong moment, a record removed by hand): ``sweep`` detaches every lease whose dyno the runtime
-does not know, at the agent's first round (so after a restart too) and every ``SWEEP_EVERY`` seconds.
+does not know, at the agent's first round (so after a restart too) and every ``SWEEP_EVERY`` seconds. Leases
+of builds (``build-<build id>``, held by the build sandbox in another process) are left alone.
 """
 
 from __future__ import annotations
