@@ -1,21 +1,25 @@
 """Deploy time: from the start of ``git push`` to the first HTTP 200 served by the new release, for
 a Flask app with ``requirements.txt`` (flask, gunicorn; no Procfile), through a real Dockyard.
 
-A Dockyard is started (``dockyard up``) on free ports with a temporary data directory. **Cold**
-runs push to a new app each time (empty build cache: pip downloads and installs everything; the
-first dyno of the app starts). **Warm** runs change one line of ``app.py`` of one app and push
-again (same dependencies). While a push runs, the router is polled every 20 ms until the response
-carries the marker of the pushed commit.
+A Dockyard is started (``dockyard up``, the ``process`` dyno runtime, otherwise default settings)
+on free ports with a temporary data directory. Its parent is private (mode 0700), so buildpacks run
+as root on the host, without a build user: build users are host-wide uids that another Dockyard on
+the same host (a test run) may reclaim mid-build. **Cold** runs push to a new app each time (empty
+build cache: pip downloads and installs everything; the first dyno of the app starts).
+**Warm** runs change one line of ``app.py`` of one app and push again (same dependencies). While a
+push runs, the router is polled every 20 ms until the response carries the marker of the pushed
+commit.
 
 The dependency install is the time the Python buildpack reports for pip itself (its
 ``Dependencies installed in X s`` line: pip plus byte-compiling what it installed); the platform's
 share is the rest. Where the time goes (stamped push output lines, the dyno manager's log lines)
-is printed to stderr, medians per step.
+is printed to stderr, medians per step, with the load average before and after; ``--trace`` adds
+the last runs' push output with the second each line arrived.
 
 Prints one line:
 ``deploy: warm 1.7 s (platform 1.7 s), cold 9.8 s (platform 0.9 s), medians of 5``.
 
-    .venv/bin/python bench/deploy.py [--runs N] [--keep]
+    .venv/bin/python bench/deploy.py [--runs N] [--keep] [--trace]
 """
 
 from __future__ import annotations
@@ -57,15 +61,15 @@ def index():
 """
 STEPS = {
     # name: (start, end) — stamps from the push output and the platform's log lines
-    "push → build starts (git, hook start, sandbox)": ("push", "build"),
+    "push → build starts (git, hook, export, sandbox)": ("push", "build"),
     "buildpack (detect, venv, install)": ("build", "discover"),
     "process types, seal": ("discover", "compress"),
     "mksquashfs, slug store": ("compress", "compressed"),
     "slug and release recorded": ("compressed", "launching"),
     "release → push ends": ("launching", "push_end"),
-    "release → dyno started (agent poll)": ("launching", "dyno_start"),
+    "release → dyno started (agent's long poll, start)": ("launching", "dyno_start"),
     "dyno started → up (boot, probe)": ("dyno_start", "dyno_up"),
-    "up → first 200 (report, router poll)": ("dyno_up", "first_200"),
+    "up → first 200 (report, router's long poll, worker)": ("dyno_up", "first_200"),
 }
 
 
@@ -81,6 +85,8 @@ class Run:
     install: float
     stamps: dict[str, float] = field(default_factory=dict)
     """Seconds after the start of the push."""
+    lines: list[tuple[float, str]] = field(default_factory=list)
+    """The push's output, each line with the second it arrived."""
 
     @property
     def platform(self) -> float:
@@ -103,7 +109,10 @@ class Platform:
             "DOCKYARD_API_PORT": str(self.api_port),
             "DOCKYARD_ROUTER_PORT": str(self.router_port),
             "DOCKYARD_API_URL": f"http://localhost:{self.api_port}",
+            "DOCKYARD_GIT_SSH_PORT": str(_free_port()),  # not the defaults another Dockyard uses
+            "DOCKYARD_RENDEZVOUS_PORT": str(_free_port()),
             "DOCKYARD_AGENT_STOP_TIMEOUT": "5",
+            "DOCKYARD_AGENT_RUNTIME": "process",  # the default as root is runc, which needs a stack
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_AUTHOR_NAME": "Bench",
             "GIT_AUTHOR_EMAIL": "bench@example.com",
@@ -187,8 +196,10 @@ class Platform:
         return self.cli("logs", "-n", "200", "-a", name)
 
 
-def _stamp_lines(stream: Iterator[bytes], started: float, stamps: dict[str, float]) -> list[str]:
-    """Read the push's output, noting when the lines that mark the build steps arrive."""
+def _stamp_lines(
+    stream: Iterator[bytes], started: float, stamps: dict[str, float]
+) -> list[tuple[float, str]]:
+    """Read the push's output, noting when each line (and those that mark the steps) arrives."""
     marks = {
         "-----> Building on": "build",
         "-----> Discovering process types": "discover",
@@ -196,11 +207,11 @@ def _stamp_lines(stream: Iterator[bytes], started: float, stamps: dict[str, floa
         "       Done: ": "compressed",
         "-----> Launching": "launching",
     }
-    lines: list[str] = []
+    lines: list[tuple[float, str]] = []
     for raw in stream:
         now = time.monotonic() - started
         for part in raw.decode("utf-8", "replace").replace("\r", "\n").splitlines():
-            lines.append(part)
+            lines.append((now, part))
             for text, name in marks.items():
                 if text in part:
                     stamps.setdefault(name, now)
@@ -260,14 +271,14 @@ def deploy(platform: Platform, name: str, repo: Path, marker: str) -> Run:
     lines = _stamp_lines(iter(push.stderr.readline, b""), started, stamps)
     if push.wait() != 0:
         found.set()
-        raise RuntimeError("push failed:\n" + "\n".join(lines[-40:]))
+        raise RuntimeError("push failed:\n" + "\n".join(text for _, text in lines[-40:]))
     stamps["push_end"] = time.monotonic() - started
     if not found.wait(timeout=120):
         raise RuntimeError(f"{name} never served marker {marker}")
     client.close()
-    text = "\n".join(lines)
+    text = "\n".join(line for _, line in lines)
     installed = re.search(r"Dependencies installed in ([0-9.]+) s", text)
-    run = Run(stamps["first_200"], float(installed.group(1)) if installed else 0.0, stamps)
+    run = Run(stamps["first_200"], float(installed.group(1)) if installed else 0.0, stamps, lines)
     with contextlib.suppress(RuntimeError):
         _log_stamps(platform.app_log(name), since, wall_start, run.stamps)
     return run
@@ -281,18 +292,32 @@ def _report_steps(label: str, runs: list[Run]) -> None:
     sys.stderr.write(f"{label}: median seconds per step (n={len(runs)})\n")
     for step, (start, end) in STEPS.items():
         values = [r.stamps[end] - r.stamps[start] for r in runs if {start, end} <= r.stamps.keys()]
-        sys.stderr.write(f"  {step:<48} {_median(values):6.2f}\n")
+        sys.stderr.write(f"  {step:<52} {_median(values):6.2f}\n")
     totals = ", ".join(f"{r.total:.2f}" for r in runs)
     installs = ", ".join(f"{r.install:.2f}" for r in runs)
     sys.stderr.write(f"  total per run: {totals}\n  dependency install per run: {installs}\n")
+
+
+def _report_trace(label: str, run: Run) -> None:
+    """The push output of one run, each line with the second it arrived, then the later stamps."""
+    sys.stderr.write(f"{label}: the push output as it arrived (seconds after the push started)\n")
+    for when, line in run.lines:
+        sys.stderr.write(f"  {when:6.2f}  {line}\n")
+    for name in ("push_end", "dyno_start", "dyno_up", "first_200"):
+        if name in run.stamps:
+            sys.stderr.write(f"  {run.stamps[name]:6.2f}  ({name})\n")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each kind (default 5)")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument(
+        "--trace", action="store_true", help="also print the last runs' push output with times"
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="dockyard-bench-deploy-"))
+    load_before = os.getloadavg()
     platform = Platform(base)
     try:
         platform.start()
@@ -310,8 +335,19 @@ def main() -> int:
         platform.stop()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
+    load_after = os.getloadavg()
+    sys.stderr.write(
+        "load average (1, 5, 15 min): before "
+        + " ".join(f"{v:.2f}" for v in load_before)
+        + ", after "
+        + " ".join(f"{v:.2f}" for v in load_after)
+        + "\n"
+    )
     _report_steps("warm", warm)
     _report_steps("cold", cold)
+    if args.trace and warm and cold:
+        _report_trace("last warm run", warm[-1])
+        _report_trace("last cold run", cold[-1])
     sys.stdout.write(
         f"deploy: warm {_median([r.total for r in warm]):.1f} s "
         f"(platform {_median([r.platform for r in warm]):.1f} s), "
