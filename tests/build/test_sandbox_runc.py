@@ -307,6 +307,9 @@ def test_python_and_node_versions_are_checked_against_the_build_stack_image(
 def test_deploys_choose_the_container_sandbox_and_the_image_stack_when_they_can(
     settings: Settings, tmp_path: Path
 ) -> None:
+    settings = dataclasses.replace(
+        settings, build=dataclasses.replace(settings.build, sandbox="runc")
+    )
     containers, stack = build_sandbox(settings)
     assert isinstance(containers, RuncBuildContainers)
     assert isinstance(stack, ImageStack)

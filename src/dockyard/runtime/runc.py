@@ -38,22 +38,17 @@ tells from the dyno's own socket table whether it listens on ``$PORT``.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
 import json
 import logging
 import os
 import re
-import select
 import shutil
-import socket
 import stat
-import termios
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,12 +56,13 @@ from typing import Any, Literal, Protocol
 
 from dockyard._util import proc
 from dockyard.errors import CommandError, DockyardError, DynoError, SlugError
-from dockyard.runtime import bundle, cgroups, seccomp
+from dockyard.runtime import bundle, cgroups, console, seccomp
 from dockyard.runtime.base import DynoSpec, RunningDyno
+from dockyard.runtime.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, mount, runc_error, unmount
 from dockyard.runtime.stack import DYNO_UID, StackImages
 from dockyard.runtime.uids import UidRanges
 from dockyard.settings import Settings
-from dockyard.slug.mount import SlugMounter, mount_points
+from dockyard.slug.mount import SlugMounter
 from dockyard.slug.store import SlugStore
 
 log = logging.getLogger(__name__)
@@ -263,108 +259,6 @@ def memory_limits(limits: cgroups.Limits, *, swap: bool) -> cgroups.Limits:
     return replace(limits, memory_bytes=limits.memory_swap_bytes)
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
-MNT_DETACH = 0x2
-
-
-def _mount(fstype: str, target: Path, options: str, flags: int, what: str) -> None:
-    """mount(2) itself (a ``mount`` process per call would add milliseconds to every start)."""
-    if _libc.mount(fstype.encode(), bytes(target), fstype.encode(), flags, options.encode()) != 0:
-        error = ctypes.get_errno()
-        raise DynoError(f"cannot mount {what} at {target}: {os.strerror(error)}")
-
-
-def _unmount(path: Path) -> None:
-    if path.resolve() not in mount_points():
-        return
-    if (
-        _libc.umount2(bytes(path), 0) != 0
-    ):  # still busy: detach it now, the kernel frees it when unused
-        _libc.umount2(bytes(path), MNT_DETACH)
-
-
-def _runc_error(log_path: Path, fallback: str) -> str:
-    """The last error runc logged (its JSON log), else ``fallback``."""
-    try:
-        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return fallback
-    for line in reversed(lines):
-        with contextlib.suppress(ValueError, AttributeError):
-            entry = json.loads(line)
-            if entry.get("level") in ("error", "fatal"):
-                return str(entry.get("msg", fallback))
-    return fallback
-
-
-@dataclass(frozen=True)
-class _Console:
-    """An attached dyno's terminal, as asked for."""
-
-    tty: bool
-    size: tuple[int, int] | None
-    """``(lines, columns)``."""
-
-
-def _listen(path: Path) -> socket.socket:
-    """The Unix socket runc sends the terminal's master to (root only: it is a dyno's terminal)."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        listener.bind(str(path))
-        os.chmod(path, 0o600)
-        listener.listen(1)
-    except OSError:
-        listener.close()
-        raise
-    return listener
-
-
-def _close_listener(listener: socket.socket) -> None:
-    path = listener.getsockname()
-    listener.close()
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _receive_console(
-    listener: socket.socket, runc_ended: Callable[[], int | None], timeout: float
-) -> int | None:
-    """The pty master runc's init sends while it creates the container; None when runc ended first
-    (it failed: its log says why) or sent nothing in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([listener], [], [], _POLL)
-        if ready:
-            conn, _ = listener.accept()
-            with conn:
-                conn.settimeout(max(0.1, deadline - time.monotonic()))
-                _message, fds, _flags, _address = socket.recv_fds(conn, 4096, 1)
-            for extra in fds[1:]:
-                os.close(extra)
-            return fds[0] if fds else None
-        if runc_ended() is not None:
-            return None
-    return None
-
-
-def _set_terminal(master: int, *, tty: bool, size: tuple[int, int] | None) -> None:
-    """A terminal as ``dockyard run`` expects it: with ``tty`` echo and ``\\n`` → ``\\r\\n``; without,
-    neither (bytes pass as they are); and the client's window size."""
-    if size is not None:
-        termios.tcsetwinsize(master, size)
-    attrs = termios.tcgetattr(master)
-    echo = termios.ECHO | termios.ECHOE | termios.ECHOK | termios.ECHOCTL
-    if tty:
-        attrs[1] |= termios.OPOST | termios.ONLCR
-        attrs[3] |= echo
-    else:
-        attrs[1] &= ~termios.OPOST
-        attrs[3] &= ~(echo | termios.ECHONL)
-    termios.tcsetattr(master, termios.TCSANOW, attrs)
-
-
 class RuncRuntime:
     """Sandboxed dynos run by runc; see the module docstring.
 
@@ -447,7 +341,7 @@ class RuncRuntime:
         return self._start_new(spec, None)[0]
 
     def _start_new(
-        self, spec: DynoSpec, console: _Console | None
+        self, spec: DynoSpec, terminal: console.Console | None
     ) -> tuple[RunningDyno, int | None]:
         directory = self._dir(spec.id)
         exists = DynoError(f"a dyno with id {spec.id} already exists on this host")
@@ -455,7 +349,7 @@ class RuncRuntime:
             if directory.exists():
                 raise exists
             try:
-                return self._start(spec, directory, console)
+                return self._start(spec, directory, terminal)
             except FileExistsError as exc:  # another process took the id: leave its dyno alone
                 raise exists from exc
             except (OSError, DockyardError) as exc:
@@ -520,7 +414,7 @@ class RuncRuntime:
         sends the master over ``--console-socket``. ``size`` is ``(lines, columns)``. With ``tty`` the
         terminal echoes and turns ``\\n`` into ``\\r\\n`` as a terminal does; without (the client's
         ``--no-tty``) it does neither, so output passes byte for byte (Ctrl-D still ends the input)."""
-        dyno, master = self._start_new(spec, _Console(tty, size))
+        dyno, master = self._start_new(spec, console.Console(tty, size))
         if master is None:  # pragma: no cover - _start always answers with a master here
             raise DynoError(f"runc gave no terminal for {spec.name} of {spec.app_name}")
         return dyno, master
@@ -551,7 +445,7 @@ class RuncRuntime:
     # -- starting ------------------------------------------------------------------------------
 
     def _start(
-        self, spec: DynoSpec, directory: Path, console: _Console | None
+        self, spec: DynoSpec, directory: Path, terminal: console.Console | None
     ) -> tuple[RunningDyno, int | None]:
         limits = memory_limits(cgroups.limits_for(cgroups.size_of(spec.size)), swap=swap_active())
         stack_root = self.stacks.mount(self.stacks.require())
@@ -604,15 +498,15 @@ class RuncRuntime:
                 },
             )
         )
-        if console is not None:
+        if terminal is not None:
             config["process"]["terminal"] = True
-            if console.size is not None:
-                lines, columns = console.size
+            if terminal.size is not None:
+                lines, columns = terminal.size
                 config["process"]["consoleSize"] = {"height": lines, "width": columns}
         fd = os.open(directory / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(config, handle)
-        pid, master = self._run(spec, directory, console)
+        pid, master = self._run(spec, directory, terminal)
         try:
             started = _proc_start(pid)
             state = replace(state, pid=pid, pid_start=started or 0, started_at=datetime.now(UTC))
@@ -655,21 +549,33 @@ class RuncRuntime:
         scratch.mkdir(mode=0o711)
         app.mkdir(mode=0o755)
         size = self.settings.runtime.scratch_size_mb
-        _mount(
-            "tmpfs", scratch, f"size={size}m,mode=0711", MS_NOSUID | MS_NODEV, "the /app scratch"
+        mount(
+            "tmpfs",
+            scratch,
+            "tmpfs",
+            MS_NOSUID | MS_NODEV,
+            f"size={size}m,mode=0711",
+            what="the /app scratch",
         )
         for name in ("upper", "work"):
             (scratch / name).mkdir(mode=0o755)
         os.chown(scratch / "upper", host_uid, host_uid)
         run = mounts / "run"
         run.mkdir(mode=0o755)
-        _mount(
-            "tmpfs", run, "size=1m,mode=0755", MS_NOSUID | MS_NODEV | MS_NOEXEC, "the dyno's /run"
+        mount(
+            "tmpfs",
+            run,
+            "tmpfs",
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "size=1m,mode=0755",
+            what="the dyno's /run",
         )
         (run / "dyno").mkdir(mode=0o755)
         os.chown(run / "dyno", host_uid, host_uid)
         layers = f"lowerdir={owners}:{slug_dir},upperdir={scratch}/upper,workdir={scratch}/work"
-        _mount("overlay", app, layers, MS_NOSUID | MS_NODEV, "the dyno's /app overlay")
+        mount(
+            "overlay", app, "overlay", MS_NOSUID | MS_NODEV, layers, what="the dyno's /app overlay"
+        )
 
     def _owner_layer(self, slug_dir: Path, digest: str, host_uid: int) -> Path:
         """The slug's directory tree, empty and owned by ``host_uid``: laid between the slug and the dyno's
@@ -695,11 +601,11 @@ class RuncRuntime:
         return target
 
     def _run(
-        self, spec: DynoSpec, directory: Path, console: _Console | None
+        self, spec: DynoSpec, directory: Path, terminal: console.Console | None
     ) -> tuple[int, int | None]:
         """``runc run --detach``: the container keeps runc's stdout and stderr (the output file), or, with
-        a ``console``, gets a terminal whose master comes back over the console socket. Returns the
-        container's init pid and that master (None without a console)."""
+        a ``terminal``, gets a terminal whose master comes back over the console socket. Returns the
+        container's init pid and that master (None without a terminal)."""
         argv = [
             *_runc_argv(self.runc_root, directory / RUNC_LOG),
             "run",
@@ -710,9 +616,9 @@ class RuncRuntime:
             directory / "pid",
         ]
         listener = None
-        if console is not None:
+        if terminal is not None:
             socket_path = self.run_root / f"console-{uuid.uuid4().hex[:16]}.sock"
-            listener = _listen(socket_path)
+            listener = console.listen(socket_path)
             argv += ["--console-socket", socket_path]
         master = None
         try:
@@ -721,8 +627,8 @@ class RuncRuntime:
                 child = proc.spawn([*argv, spec.id], stdout=fd, stderr=fd)
             finally:
                 os.close(fd)
-            if listener is not None and console is not None:
-                master = _receive_console(listener, child.poll, RUNC_TIMEOUT)
+            if listener is not None and terminal is not None:
+                master = console.receive_console(listener, child.poll, RUNC_TIMEOUT)
             try:
                 code = child.wait(timeout=RUNC_TIMEOUT)
             except Exception as exc:
@@ -733,12 +639,12 @@ class RuncRuntime:
                 ) from exc
             if code != 0:
                 raise DynoError(
-                    _runc_error(directory / RUNC_LOG, f"runc exited with status {code}")
+                    runc_error(directory / RUNC_LOG) or f"runc exited with status {code}"
                 )
-            if console is not None:
+            if terminal is not None:
                 if master is None:
                     raise DynoError("runc started the container but sent no terminal")
-                _set_terminal(master, tty=console.tty, size=console.size)
+                console.set_terminal(master, tty=terminal.tty, size=terminal.size)
             try:
                 pid = int((directory / "pid").read_text(encoding="ascii").strip())
             except (OSError, ValueError) as exc:
@@ -749,7 +655,7 @@ class RuncRuntime:
             raise
         finally:
             if listener is not None:
-                _close_listener(listener)
+                console.close_listener(listener)
         return pid, master
 
     # -- stopping ------------------------------------------------------------------------------
@@ -759,7 +665,7 @@ class RuncRuntime:
         self._runc("delete", "--force", dyno_id)
         mounts = self._mounts(dyno_id)
         for name in ("app", "scratch", "run"):
-            _unmount(mounts / name)
+            unmount(mounts / name)
         if self.network is not None:
             try:
                 self.network.detach(dyno_id)

@@ -37,7 +37,6 @@ ends the others, so nothing a command starts outlives it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import ipaddress
 import json
@@ -56,6 +55,7 @@ from dockyard._util import proc
 from dockyard.errors import CommandError, DockyardError, DynoError
 from dockyard.runtime import bundle, cgroups, seccomp
 from dockyard.runtime.buildcgroup import CGROUP_PARENT, BuildCgroup
+from dockyard.runtime.mounts import MS_BIND, MS_NODEV, MS_NOSUID, mount, runc_error, unmount
 from dockyard.runtime.nftables import FORBIDDEN_DESTINATIONS
 from dockyard.runtime.runc import Network, user_namespaces_available
 from dockyard.runtime.stack import DYNO_UID, StackImage, StackImages, stack_name
@@ -79,10 +79,6 @@ PROBE_PROCESSES = 64
 RUNC_TIMEOUT = 60.0
 _ID = re.compile(r"^[0-9a-f]{8,32}$")
 _MOUNT_UNSAFE = re.compile(r"[,:\s\\]")
-
-_libc = ctypes.CDLL(None, use_errno=True)
-MS_NOSUID, MS_NODEV, MS_BIND = 0x2, 0x4, 0x1000
-MNT_DETACH = 0x2
 
 
 def lease_id(build_id: str) -> str:
@@ -123,36 +119,6 @@ def reachable_nameservers(setting: str, resolv_conf: Path = Path("/etc/resolv.co
             if address.version == 4 and not any(address in net for net in forbidden):
                 found.append(str(address))
     return found or list(FALLBACK_NAMESERVERS)
-
-
-def _mount(source: str, target: Path, fstype: str | None, flags: int, options: str = "") -> None:
-    """mount(2) itself: a ``mount`` process per call would add milliseconds to every build."""
-    kind = fstype.encode() if fstype else None
-    if _libc.mount(source.encode(), bytes(target), kind, flags, options.encode() or None) != 0:
-        error = ctypes.get_errno()
-        raise DynoError(f"cannot mount {source} at {target}: {os.strerror(error)}")
-
-
-def _unmount(path: Path) -> None:
-    if path.resolve() not in mount_points():
-        return
-    if _libc.umount2(bytes(path), 0) != 0:  # busy: detach it now, the kernel frees it when unused
-        _libc.umount2(bytes(path), MNT_DETACH)
-
-
-def _runc_error(log_file: Path) -> str | None:
-    """The last error runc logged (its JSON log): it could not start the container."""
-    try:
-        lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        with contextlib.suppress(ValueError, AttributeError):
-            entry = json.loads(line)
-            if entry.get("level") in ("error", "fatal"):
-                message = str(entry.get("msg", ""))
-                return message.removeprefix("runc run failed: ") or "runc failed"
-    return None
 
 
 # -- the sandbox -------------------------------------------------------------------------------------
@@ -340,7 +306,7 @@ class RuncBuildContainers:
                 log.warning("could not detach the network of build %s: %s", build_id, exc.message)
         mounted = [directory / name for name in ("rootfs", "layer", "scratch")]
         for path in mounted:
-            _unmount(path)
+            unmount(path)
         BuildCgroup(build_id).remove()
         points = mount_points()
         if any(path.resolve() in points for path in mounted):
@@ -431,7 +397,7 @@ class RuncBuildContainers:
                 timeout=timeout,
                 check=False,
             )
-            failure = _runc_error(log_file) if result.returncode != 0 else None
+            failure = runc_error(log_file) if result.returncode != 0 else None
         finally:
             if (self.runc_root / container_id).exists():
                 self.runc("delete", "--force", container_id)
@@ -503,17 +469,17 @@ class RuncBuildContainer:
         self._claim()
         alias = self.dir / "scratch"
         alias.mkdir(mode=0o711)
-        _mount(str(self.scratch), alias, None, MS_BIND)
+        mount(str(self.scratch), alias, None, MS_BIND)
         layer = self.dir / "layer"
         layer.mkdir(mode=0o711)
-        _mount("tmpfs", layer, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+        mount("tmpfs", layer, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
         for name in ("upper", "work"):
             (layer / name).mkdir(mode=0o755)
         _mirror_path(image_root, layer / "upper", self.scratch)
         rootfs = self.dir / "rootfs"
         rootfs.mkdir(mode=0o755)
         layers = f"lowerdir={image_root},upperdir={layer}/upper,workdir={layer}/work"
-        _mount("overlay", rootfs, "overlay", MS_NOSUID | MS_NODEV, layers)
+        mount("overlay", rootfs, "overlay", MS_NOSUID | MS_NODEV, layers)
         (self.dir / "hosts").write_text(bundle.hosts_file_text(HOSTNAME), encoding="utf-8")
         servers = reachable_nameservers(settings.build.nameservers)
         (self.dir / "resolv.conf").write_text(
@@ -571,7 +537,7 @@ class RuncBuildContainer:
                 timeout=timeout,
                 check=False,
             )
-            failure = _runc_error(log_file) if result.returncode != 0 else None
+            failure = runc_error(log_file) if result.returncode != 0 else None
         finally:
             self._finish(container_id, bundle_dir)
         if failure is not None:
@@ -605,7 +571,7 @@ class RuncBuildContainer:
                 watch=watch,
                 watch_interval=watch_interval,
             )
-            failure = _runc_error(log_file) if code != 0 else None
+            failure = runc_error(log_file) if code != 0 else None
         finally:
             self._finish(container_id, bundle_dir)
         if failure is not None:
