@@ -62,7 +62,12 @@ def run_api(settings: Settings) -> None:
     app = create_app(platform, internal_token=token, extra_routes=git_routes(platform))
     log.info("API listening on %s (git remotes: %s/<app>.git)", settings.api_url, settings.api_url)
     uvicorn.run(
-        app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="off"
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=5,  # long polls and log tails are cut, not waited for
     )
 
 

@@ -261,3 +261,14 @@ def test_ssh_keys_resolve_to_their_account_by_fingerprint(store: SqlStore) -> No
         found = tx.account_for_ssh_key("SHA256:abc")
         assert found is not None and found.email == "dev@example.com"
         assert tx.account_for_ssh_key("SHA256:other") is None
+
+
+def test_commit_listeners_hear_every_committed_write_and_nothing_else(store: SqlStore) -> None:
+    heard: list[str] = []
+    store.commit_listeners.append(lambda: heard.append("commit"))
+    _owner_and_app(store)
+    with store.read() as tx:
+        tx.list_apps()
+    with pytest.raises(ConflictError), store.transaction() as tx:
+        tx.create_app("my-app", tx.list_accounts()[0].id, "heroku-24")
+    assert heard == ["commit"]

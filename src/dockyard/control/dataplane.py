@@ -180,7 +180,6 @@ def record_dynos(platform: Platform, host: str, reports: Sequence[DynoReport]) -
             for one_off in tx.list_one_off_dynos(states=["pending"]):
                 if one_off.id in finished:
                     tx.set_one_off_dyno_state(one_off.id, "exited")
-    changes(platform).notify()  # a dyno that came up is a new backend for the routers
 
 
 def _parse_time(text: str, default: datetime) -> datetime:
@@ -338,5 +337,8 @@ def changes(platform: Platform) -> Changes:
         if found is None:
             files = database_files(platform.store.url)
             found = Changes((lambda: file_signature(files)) if files else None)
+            # Every commit of this process wakes the long polls at once; commits of other processes
+            # (another API replica) are seen through the database files or the periodic recheck.
+            platform.store.commit_listeners.append(found.notify)
             _CHANGES[platform.store] = found
         return found

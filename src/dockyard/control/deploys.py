@@ -34,7 +34,6 @@ from dockyard.build.sources import resolve_buildpacks
 from dockyard.build.stack import HostStack, ImageStack, Stack
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
-from dockyard.control.dataplane import changes
 from dockyard.control.releases import (
     DeployPlan,
     complete_deploy,
@@ -348,7 +347,6 @@ def _build_and_release(
                 slug_id=slug.id,
                 release_id=release.id,
             )
-    changes(platform).notify()  # the agents start the new release's dynos at once
     return release
 
 

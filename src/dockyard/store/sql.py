@@ -7,7 +7,7 @@ backend a single-machine install uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -55,6 +55,8 @@ class SqlStore:
         self.url = url
         self.engine = create_store_engine(url)
         self.clock = clock or SystemClock()
+        self.commit_listeners: list[Callable[[], None]] = []
+        """Called (in the committing thread) after every read-write unit of work that committed."""
 
     @property
     def dialect(self) -> str:
@@ -72,6 +74,9 @@ class SqlStore:
                     conn.info.pop("write", None)
         except OperationalError as exc:
             raise UnavailableError(f"the database is not available: {exc.orig}") from exc
+        if write:
+            for listener in list(self.commit_listeners):
+                listener()
 
     def transaction(self) -> AbstractContextManager[Tx]:
         """A read-write unit of work, committed when the block ends without an exception."""
