@@ -19,8 +19,9 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the database to the newest schema; safe to call on every start."""
+    """Bring the database to the newest schema; safe to call on every start. Subsystems may add their
+    tables in migrations of their own that branch from the same parent, so every head is applied."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
