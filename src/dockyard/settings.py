@@ -357,6 +357,63 @@ class NetworkSettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """Outgoing mail (sign-up, password resets, security notifications)."""
+
+    url: str = ""
+    """``smtp://[user:password@]host[:port]`` (``?starttls=true`` to upgrade the connection) or
+    ``smtps://…`` (TLS from the start); empty: mail is kept in the outbox directory of the data
+    directory and shown by ``dockyard admin:outbox`` — never dropped."""
+    from_address: str = ""
+    """The sender of Dockyard's mail; empty: ``dockyard@<domain>``."""
+
+    def __post_init__(self) -> None:
+        if self.url and urlsplit(self.url).scheme not in ("smtp", "smtps"):
+            raise InvalidError(
+                f"setting smtp.url (DOCKYARD_SMTP_URL): {self.url!r} is not an smtp:// or smtps:// "
+                "URL — write e.g. smtp://user:password@mail.example.com:587?starttls=true",
+                field="smtp.url",
+            )
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Passwords, login throttling and sessions (the numbers of the policy are in docs/security.md)."""
+
+    trusted_proxies: str = ""
+    """Addresses or networks (``10.0.0.1, 192.168.0.0/24``) of reverse proxies in front of the API
+    whose ``X-Forwarded-For`` is believed; the header of any other peer is ignored."""
+    password_memory_kib: int = 65536
+    """Memory of one argon2id password hash in KiB; hashes made with lower costs are upgraded at the
+    next login."""
+    password_time_cost: int = 3
+    """Passes of argon2id over its memory."""
+    password_parallelism: int = 4
+    """Lanes of argon2id."""
+
+    def __post_init__(self) -> None:
+        for item in self.trusted_proxies.replace(",", " ").split():
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise InvalidError(
+                    f"setting auth.trusted_proxies (DOCKYARD_AUTH_TRUSTED_PROXIES): {item!r} is not "
+                    "an IP address or network",
+                    field="auth.trusted_proxies",
+                ) from exc
+        if self.password_memory_kib < 8 * self.password_parallelism or self.password_time_cost < 1:
+            raise InvalidError(
+                "settings auth.password_memory_kib and auth.password_time_cost: argon2id needs at "
+                "least 8 KiB per lane and one pass",
+                field="auth",
+            )
+        if not 1 <= self.password_parallelism <= 255:
+            raise InvalidError(
+                "setting auth.password_parallelism: between 1 and 255 lanes", field="auth"
+            )
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     domain: str = "dockyard.localhost"
@@ -370,6 +427,8 @@ class Settings:
     git: GitSettings = field(default_factory=GitSettings)
     rendezvous: RendezvousSettings = field(default_factory=RendezvousSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @property
     def api_url(self) -> str:
@@ -451,6 +510,11 @@ class Settings:
         walk(self, ENV_PREFIX)
         env[f"{ENV_PREFIX}CONFIG"] = os.devnull
         return env
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Mail waiting to be sent, or kept for ``dockyard admin:outbox`` when no SMTP server is set."""
+        return self.data_dir / "outbox"
 
     @property
     def internal_token_file(self) -> Path:
