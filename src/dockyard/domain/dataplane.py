@@ -174,6 +174,10 @@ class Route:
     crashed: bool = False
     """Web dynos are scaled, none is up or starting, and at least one has crashed: the router answers
     H10 at once instead of waiting for a dyno to boot."""
+    error_page_url: str = ""
+    """The app's own page for the router's errors (its ``ERROR_PAGE_URL`` config var), or empty."""
+    maintenance_page_url: str = ""
+    """The app's own maintenance page (its ``MAINTENANCE_PAGE_URL`` config var), or empty."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -192,6 +196,8 @@ class Route:
             released=bool(data.get("released", True)),
             web_quantity=int(data.get("web_quantity", 0)),
             crashed=bool(data.get("crashed", False)),
+            error_page_url=str(data.get("error_page_url") or ""),
+            maintenance_page_url=str(data.get("maintenance_page_url") or ""),
         )
 
 
