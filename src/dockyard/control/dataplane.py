@@ -134,6 +134,7 @@ def route_table(platform: Platform) -> RouteTable:
             web = [f for f in tx.list_formation(app.id) if f.type == "web"]
             quantity = web[0].quantity if web else 0
             states = web_states.get(app.id, set())
+            config = release.config if release is not None else {}
             routes.append(
                 Route(
                     app_id=app.id,
@@ -146,6 +147,8 @@ def route_table(platform: Platform) -> RouteTable:
                     released=release is not None and release.slug_id is not None,
                     web_quantity=quantity,
                     crashed=quantity > 0 and "crashed" in states and not states & _SERVING,
+                    error_page_url=config.get("ERROR_PAGE_URL", ""),
+                    maintenance_page_url=config.get("MAINTENANCE_PAGE_URL", ""),
                 )
             )
     return RouteTable(tuple(routes))
