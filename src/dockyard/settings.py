@@ -414,6 +414,101 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The tamper-evident audit log (``audit-writer`` process) and who may read all of it."""
+
+    checkpoint_interval: float = 60.0
+    """Seconds between two signed checkpoints when nothing is appended (a heartbeat witnesses watch for:
+    they alarm after two intervals without one). Appends are checkpointed within a second."""
+    origin: str = ""
+    """The log's name in its checkpoints (first line) and signing key; empty: ``<domain>/audit``."""
+    operators: str = ""
+    """Comma-separated emails of accounts that may read every account's events (besides their own)."""
+    witness_keys: str = ""
+    """Comma-separated verifier keys (``name+hex id+base64 key``) of witnesses whose cosignatures the
+    log accepts and publishes with its checkpoint."""
+    append_timeout: float = 10.0
+    """Seconds an action waits for the writer before it fails (503) without changing anything."""
+
+    def __post_init__(self) -> None:
+        for name in ("checkpoint_interval", "append_timeout"):
+            value = getattr(self, name)
+            if not 0 < value <= 3600:  # also rejects NaN
+                raise InvalidError(
+                    f"setting audit.{name} (DOCKYARD_AUDIT_{name.upper()}): {value!r} is not a "
+                    "number of seconds between 0 and 3600",
+                    field=f"audit.{name}",
+                )
+        if any(c in self.origin for c in "\n\r"):
+            raise InvalidError("setting audit.origin must be a single line", field="audit.origin")
+
+
+@dataclass(frozen=True)
+class LogsSettings:
+    """App log streams: ring buffers, on-disk history, tails and drains (the ``logs`` process)."""
+
+    buffer_lines: int = 1500
+    """Newest lines per app kept in memory for ``logs`` (Heroku's 1,500)."""
+    history_days: float = 7.0
+    """Days of on-disk history kept per app."""
+    max_app_bytes: int = 100 << 20
+    """On-disk history per app; the oldest segments go first."""
+    segment_bytes: int = 8 << 20
+    """Size at which an app's current segment is closed (at most a quarter of max_app_bytes)."""
+    min_free_bytes: int = 1 << 30
+    """When the disk holding the logs has less free space, the largest apps' oldest segments go."""
+    tail_buffer_bytes: int = 1 << 20
+    """Unsent bytes a ``logs --tail`` session may fall behind before it is cut off (L11)."""
+    drain_buffer_lines: int = 1024
+    """Lines a drain may hold back before the oldest are dropped (L10)."""
+    max_drains: int = 5
+    """Drains per app."""
+    allow_private_drains: bool = False
+    """Allow drains to loopback, private and link-local addresses and the platform's own (off: no
+    SSRF through drains)."""
+    drain_ca_file: str = ""
+    """PEM file of extra CA certificates trusted for ``syslog+tls://`` and ``https://`` drains."""
+    platform_log_file: str = ""
+    """The platform's own JSON log; empty: ``<data dir>/logs/platform.jsonl``."""
+    platform_syslog: str = ""
+    """Also send the platform log to ``udp://host:port`` or ``tcp://host:port``; empty: no."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "buffer_lines",
+            "max_app_bytes",
+            "segment_bytes",
+            "tail_buffer_bytes",
+            "drain_buffer_lines",
+            "max_drains",
+        ):
+            if getattr(self, name) < 1:
+                raise InvalidError(
+                    f"setting logs.{name} (DOCKYARD_LOGS_{name.upper()}): must be at least 1",
+                    field=f"logs.{name}",
+                )
+        if not self.history_days > 0:  # also rejects NaN
+            raise InvalidError(
+                "setting logs.history_days (DOCKYARD_LOGS_HISTORY_DAYS): "
+                f"{self.history_days!r} is not a positive number of days",
+                field="logs.history_days",
+            )
+        if self.min_free_bytes < 0:
+            raise InvalidError(
+                "setting logs.min_free_bytes (DOCKYARD_LOGS_MIN_FREE_BYTES): must be 0 or more",
+                field="logs.min_free_bytes",
+            )
+        if self.platform_syslog and not re.fullmatch(
+            r"(udp|tcp)://[^\s/:]+(:\d{1,5})?", self.platform_syslog
+        ):
+            raise InvalidError(
+                "setting logs.platform_syslog (DOCKYARD_LOGS_PLATFORM_SYSLOG): "
+                f"{self.platform_syslog!r} is not udp://host:port or tcp://host:port",
+                field="logs.platform_syslog",
+            )
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     domain: str = "dockyard.localhost"
@@ -427,8 +522,10 @@ class Settings:
     git: GitSettings = field(default_factory=GitSettings)
     rendezvous: RendezvousSettings = field(default_factory=RendezvousSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    logs: LogsSettings = field(default_factory=LogsSettings)
 
     @property
     def api_url(self) -> str:
@@ -572,6 +669,21 @@ class Settings:
     def agent_socket(self) -> Path:
         """The agent's local endpoint: ``wake <app id>`` starts a sleeping app's web dynos."""
         return self.run_dir / "agent.sock"
+
+    @property
+    def audit_dir(self) -> Path:
+        """The audit log: entries, stored hashes, checkpoints and the signing key, owned by the
+        ``audit-writer`` process alone (0700)."""
+        return self.data_dir / "audit"
+
+    @property
+    def audit_socket(self) -> Path:
+        """The audit writer's Unix socket: the only way other processes append to the log."""
+        return self.run_dir / "audit.sock"
+
+    @property
+    def audit_origin(self) -> str:
+        return self.audit.origin or f"{self.domain}/audit"
 
     @property
     def last_request_dir(self) -> Path:
