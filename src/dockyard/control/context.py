@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard._util.clock import Clock, SystemClock
+from dockyard.audit.client import AuditTrail, SocketAuditTrail
 from dockyard.logs.line import make_lines
 from dockyard.logs.store import FileLogStore
 from dockyard.settings import Settings
@@ -23,12 +24,20 @@ class Platform:
     slugs: SlugStore
     logs: FileLogStore
     clock: Clock
+    audit: AuditTrail
+    """Where use cases append audit events (``control.audit.record``): the audit writer's socket."""
 
     @classmethod
     def open(
-        cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        migrate: bool = True,
+        audit: AuditTrail | None = None,
     ) -> Platform:
-        """Create the data directory layout, migrate the database, and return the handles."""
+        """Create the data directory layout, migrate the database, and return the handles. Audit events
+        go to the ``audit-writer`` process through its socket unless ``audit`` says otherwise."""
         prepare_data_dir(settings)
         clock = clock or SystemClock()
         store = SqlStore(settings.sqlalchemy_url, clock=clock)
@@ -50,6 +59,8 @@ class Platform:
             slugs=SlugStore(settings.slugs_dir),
             logs=FileLogStore(settings.logs_dir),
             clock=clock,
+            audit=audit
+            or SocketAuditTrail(settings.audit_socket, timeout=settings.audit.append_timeout),
         )
 
     def log(self, app_id: str, source: str, dyno: str, message: str) -> None:
@@ -58,6 +69,8 @@ class Platform:
 
     def close(self) -> None:
         self.store.dispose()
+        if isinstance(self.audit, SocketAuditTrail):
+            self.audit.close()
 
 
 def private_dirs(settings: Settings) -> tuple[Path, ...]:
