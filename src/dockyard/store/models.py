@@ -248,3 +248,131 @@ class SshKeyRow(Timestamps, Base):
     public_key: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(100), unique=True)
     comment: Mapped[str] = mapped_column(String(500), default="")
+
+
+# -- Account security: passwords, sign-ups, sessions, resets, login throttling, notifications --------
+# (methods in store/credentials.py; secrets are stored only as SHA-256 or argon2id hashes)
+
+
+class PasswordRow(Base):
+    __tablename__ = "account_passwords"
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(255))
+    """An argon2id PHC string (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``): its costs travel with it.
+    Empty when the password was disabled ("this wasn't me" after a password change)."""
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AccountEmailRow(Base):
+    """Addresses security notifications go to (the account's own email is always one of them)."""
+
+    __tablename__ = "account_emails"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SignupRow(Base):
+    """A sign-up waiting for its email to be verified; the account exists only once it is."""
+
+    __tablename__ = "signups"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``web`` (a dashboard cookie) or ``cli`` (a bearer token the CLI keeps)."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    authenticated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    """The last full authentication (login, or step-up re-authentication)."""
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    """The absolute end of the session, whatever its activity."""
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+
+
+class PasswordResetRow(Base):
+    __tablename__ = "password_resets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class LoginFailureRow(Base):
+    """One failed login, counted per email (known or not) and per source address."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class LoginThrottleRow(Base):
+    """Per email (known or not, so the answers do not tell them apart): consecutive failures, the
+    delay they earned, and the lock after 100."""
+
+    __tablename__ = "login_throttles"
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    consecutive: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    locked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class LoginOriginRow(Base):
+    """Addresses and devices an account logged in from, so a login from a new one is notified."""
+
+    __tablename__ = "login_origins"
+    __table_args__ = (
+        UniqueConstraint("account_id", "kind", "value", name="uq_login_origins_account_id"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    """``address`` or ``device`` (a hash of the user agent)."""
+    value: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RepudiationRow(Base):
+    """The "this wasn't me" link of one security notification: what it revokes."""
+
+    __tablename__ = "repudiations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    event: Mapped[str] = mapped_column(String(40))
+    item_kind: Mapped[str] = mapped_column(String(40), default="")
+    item_id: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
