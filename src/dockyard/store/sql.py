@@ -20,6 +20,7 @@ from dockyard.errors import UnavailableError
 from dockyard.store.accounts import AccountsTx
 from dockyard.store.apps import AppsTx
 from dockyard.store.builds import BuildsTx
+from dockyard.store.credentials import CredentialsTx
 from dockyard.store.dynos import DynosTx
 
 _RELEASE_VERSION_ATTEMPTS = 20
@@ -90,5 +91,5 @@ class SqlStore:
         self.engine.dispose()
 
 
-class Tx(AccountsTx, AppsTx, BuildsTx, DynosTx):
+class Tx(AccountsTx, AppsTx, BuildsTx, CredentialsTx, DynosTx):
     """One unit of work. Methods raise ``NotFoundError`` / ``ConflictError``, never database errors."""
