@@ -376,3 +376,165 @@ class RepudiationRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+# -- Account security: second factors, OAuth, step-up, transfers, soft deletion, operators ------------
+# (methods in store/security.py; token secrets are stored only as SHA-256, recovery codes as argon2id)
+
+
+class AccountSecurityRow(Base):
+    """An account's role on the platform, its deactivation, and when its MFA grace period started."""
+
+    __tablename__ = "account_security"
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    """``user`` or ``admin`` (a platform operator)."""
+    mfa_grace_from: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """Start of the MFA grace period when it is not the account's creation (accounts older than MFA)."""
+    deactivated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    deactivated_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class TotpCredentialRow(Base):
+    __tablename__ = "totp_credentials"
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """None while enrolment waits for the first code."""
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The last time step whose code was accepted: it and earlier steps are refused."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebAuthnCredentialRow(Base):
+    __tablename__ = "webauthn_credentials"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    credential_id: Mapped[str] = mapped_column(String(700), unique=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    aaguid: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class RecoveryCodeRow(Base):
+    __tablename__ = "recovery_codes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AuthChallengeRow(Base):
+    """A WebAuthn challenge handed out and not yet answered (single use, short-lived)."""
+
+    __tablename__ = "auth_challenges"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(32))
+    challenge: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OAuthAuthorizationRow(Base):
+    __tablename__ = "oauth_authorizations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    """``login`` (signing in, interactive) or ``authorization`` (long-lived, for automation)."""
+    description: Mapped[str] = mapped_column(String(300), default="")
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    authenticated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """The last full authentication on this grant (sign-in or step-up): the sudo window's start."""
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_used_ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class OAuthTokenRow(Base):
+    __tablename__ = "oauth_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    authorization_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_authorizations.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    """``access`` or ``refresh``."""
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """Refresh tokens: when it was exchanged (a second exchange is a reuse)."""
+
+
+class ApiKeyUsageRow(Base):
+    """Where and when a legacy ``dky_`` API key was last used, and its last step-up."""
+
+    __tablename__ = "api_key_usage"
+    api_key_id: Mapped[str] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_used_ip: Mapped[str] = mapped_column(String(64), default="")
+    authenticated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AppTransferRow(Timestamps, Base):
+    __tablename__ = "app_transfers"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    sender_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    recipient_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    """``pending``, ``accepted``, ``declined`` or ``cancelled``."""
+
+
+class AppDeletionRow(Base):
+    """A soft-deleted app: hidden and stopped, restorable by its owner until ``purge_at``."""
+
+    __tablename__ = "app_deletions"
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    purge_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    deleted_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    formation: Mapped[dict[str, int]] = mapped_column(JSON)
+    """Quantities before the deletion, put back by a restore."""
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AppSecurityRow(Base):
+    __tablename__ = "app_security"
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    high_profile: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SupportAccessRow(Base):
+    """An operator's access to a tenant's app: why, until when; listed to the app's owner."""
+
+    __tablename__ = "support_access"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    operator_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
