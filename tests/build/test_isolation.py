@@ -7,13 +7,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dockyard.build.buildpacks import ClassicBuildpack
-from dockyard.build.isolation import UID_BASE, UID_SLOTS
+from dockyard.build.isolation import UID_BASE, UID_LOCK_DIR, UID_SLOTS
 from dockyard.build.output import BuildOutput
 from dockyard.build.pipeline import BuildPipeline, BuildResult
 from dockyard.errors import CompileError
@@ -192,3 +194,38 @@ def test_without_a_reachable_scratch_directory_builds_run_as_root_with_a_warning
     [warning] = [line for line in builder.lines if line.startswith(" !")]
     assert "buildpacks run as root because" in warning
     assert "chmod o+x" in warning
+
+
+def test_builds_of_two_data_directories_on_one_host_never_share_a_build_user(base: Path) -> None:
+    """Build users are host-wide, and so are their slot locks: a build of another Dockyard on the
+    same machine (a test run next to a dev instance) takes another id, and claiming it does not
+    kill the first build's processes."""
+    go = base / "go"
+    first, second = (Builder(base / name, LIMITS, timeout=20) for name in ("one", "two"))
+    for builder in (first, second):
+        builder.base.mkdir(mode=0o711)
+    results: list[BuildResult] = []
+    errors: list[BaseException] = []
+
+    def build_first() -> None:
+        try:
+            results.append(first.build(f'while [ ! -e "{go}" ]; do sleep 0.02; done\n'))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    waiting = threading.Thread(target=build_first)
+    waiting.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not any(line.startswith("build user ") for line in first.lines):
+            assert time.monotonic() < deadline, first.lines
+            time.sleep(0.02)
+        second.build("true\n")
+    finally:
+        go.touch()
+        waiting.join(30)
+
+    assert errors == []
+    assert len(results) == 1
+    assert second.uid != first.uid
+    assert UID_LOCK_DIR.is_dir()

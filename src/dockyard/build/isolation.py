@@ -10,7 +10,10 @@ Two sandboxes, chosen per build by ``open_sandbox``:
   missing.
 - ``UidSandbox``: commands run on the host. When Dockyard runs as root, each running build takes a
   free slot from a pool of numeric ids (``UID_BASE`` + slot, no ``/etc/passwd`` entry) held with a
-  lock file for the build's duration; the build's scratch directory is chowned to it, the kernel
+  lock file for the build's duration. The ids are the same for every Dockyard on the host, so the
+  locks are too (``UID_LOCK_DIR`` under ``/run``): two data directories on one machine (a test
+  run next to a dev instance) never claim the same id, and so never kill each other's builds when
+  a slot is claimed. The build's scratch directory is chowned to it, the kernel
   enforces ``RLIMIT_NPROC`` for that user alone, and every process left with that id is killed
   afterwards. Without root, the scripts run as Dockyard's own user. Limits are set with
   ``setrlimit`` in the child: processes and threads (``RLIMIT_NPROC``), bytes per file
@@ -51,6 +54,9 @@ UID_BASE = 2_100_000_000
 users, system users, systemd's dynamic users and sub-uid ranges."""
 UID_SLOTS = 256
 """Builds that can run at once as separate users."""
+UID_LOCK_DIR = Path("/run/dockyard-build-uids")
+"""The slot locks (``<slot>.lock``, held with ``flock``): host-wide like the ids themselves, whatever
+the data directory, and on a tmpfs in most systems, so they are gone after a reboot."""
 SHARED_TMP_DIRS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 - swept, not used
 """World-writable directories a build user can write to outside its scratch directory: what it owns
 there counts toward its disk limit and is removed afterwards."""
@@ -200,9 +206,10 @@ def _remove_owned_by(uid: int, directory: Path) -> None:
 
 
 class _UidSlot:
-    """An exclusive claim on one build user id, held with ``flock`` on ``<lock_dir>/<slot>``."""
+    """An exclusive claim on one build user id, held with ``flock`` on ``<lock_dir>/<slot>.lock``
+    (``UID_LOCK_DIR``: every Dockyard of the host claims its build users there)."""
 
-    def __init__(self, lock_dir: Path) -> None:
+    def __init__(self, lock_dir: Path = UID_LOCK_DIR) -> None:
         lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for slot in range(UID_SLOTS):
             fd = os.open(lock_dir / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -616,7 +623,7 @@ def failure_hint(returncode: int, lines: Sequence[str], limits: BuildLimits) -> 
 def open_sandbox(
     scratch: Path,
     limits: BuildLimits,
-    lock_dir: Path,
+    lock_dir: Path | None = None,
     *,
     containers: BuildContainers | None = None,
     build_id: str = "",
@@ -630,7 +637,11 @@ def open_sandbox(
     ``UidSandbox``: a build user of its own when Dockyard runs as root and the build user can reach
     ``scratch``, else Dockyard's user with a warning. ``scratch`` stays root's (mode 0711) so that
     the build user cannot swap what is in it; the caller hands the directories the build works in
-    to the build user with ``grant``."""
+    to the build user with ``grant``.
+
+    ``lock_dir`` is not used: build users are claimed host-wide in ``UID_LOCK_DIR``, never per data
+    directory (the parameter stays until the pipeline stops passing one)."""
+    del lock_dir
     # root's, traversable: the build user uses what is in it but cannot rename it
     os.chmod(scratch, 0o711)  # noqa: S103 - search only, no listing
     why = None if containers is None else containers.unavailable()
@@ -660,7 +671,7 @@ def open_sandbox(
     if os.geteuid() == 0:
         blocked = unreachable_ancestor(scratch)
         if blocked is None:
-            slot = _UidSlot(lock_dir)
+            slot = _UidSlot()
         else:
             warnings.append(
                 f"Warning: buildpacks run as root because {blocked} is closed to other users "
