@@ -22,6 +22,7 @@ from dockyard.store.apps import AppsTx
 from dockyard.store.builds import BuildsTx
 from dockyard.store.credentials import CredentialsTx
 from dockyard.store.dynos import DynosTx
+from dockyard.store.security import SecurityTx
 
 _RELEASE_VERSION_ATTEMPTS = 20
 
@@ -91,5 +92,5 @@ class SqlStore:
         self.engine.dispose()
 
 
-class Tx(AccountsTx, AppsTx, BuildsTx, CredentialsTx, DynosTx):
+class Tx(AccountsTx, AppsTx, BuildsTx, CredentialsTx, DynosTx, SecurityTx):
     """One unit of work. Methods raise ``NotFoundError`` / ``ConflictError``, never database errors."""
