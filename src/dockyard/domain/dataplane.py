@@ -158,6 +158,37 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class AppCertificate:
+    """An app's TLS certificate (an SNI endpoint) as the router needs it: its chain and key are in
+    ``<data dir>/secrets/sni-endpoints/<id>.pem``; the fingerprint changes when they do."""
+
+    id: str
+    fingerprint: str
+    """Hex SHA-256 of the leaf certificate."""
+    domains: tuple[str, ...]
+    """The names the certificate covers (``shop.example.org``, ``*.example.org``)."""
+    expires_at: str = ""
+    """ISO 8601, UTC; of several certificates covering a name, the one expiring last is served."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "domains": list(self.domains),
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AppCertificate:
+        return cls(
+            id=str(data["id"]),
+            fingerprint=str(data["fingerprint"]),
+            domains=tuple(str(d) for d in data.get("domains", ())),
+            expires_at=str(data.get("expires_at", "")),
+        )
+
+
+@dataclass(frozen=True)
 class Route:
     """How the router treats requests for one app."""
 
@@ -178,11 +209,24 @@ class Route:
     """The app's own page for the router's errors (its ``ERROR_PAGE_URL`` config var), or empty."""
     maintenance_page_url: str = ""
     """The app's own maintenance page (its ``MAINTENANCE_PAGE_URL`` config var), or empty."""
+    release_version: int = 0
+    """The current release: the response cache forgets the app's responses when it changes."""
+    cache: bool = False
+    """The router caches the app's public responses (``Cache-Control: public, max-age=...``)."""
+    https_redirect: int = 0
+    """301 or 308: plain-HTTP requests are redirected to HTTPS; 0: they are served."""
+    hsts: str = ""
+    """The ``Strict-Transport-Security`` value sent on the app's HTTPS responses; empty: none."""
+    connection_limit: int = 0
+    """Requests in flight at once before the router answers H22; 0: the router's default."""
+    certificates: tuple[AppCertificate, ...] = ()
+    """The app's own TLS certificates (SNI endpoints), served for the custom domains they cover."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["hostnames"] = list(self.hostnames)
         data["backends"] = [b.to_json() for b in self.backends]
+        data["certificates"] = [c.to_json() for c in self.certificates]
         return data
 
     @classmethod
@@ -198,6 +242,12 @@ class Route:
             crashed=bool(data.get("crashed", False)),
             error_page_url=str(data.get("error_page_url") or ""),
             maintenance_page_url=str(data.get("maintenance_page_url") or ""),
+            release_version=int(data.get("release_version") or 0),
+            cache=bool(data.get("cache", False)),
+            https_redirect=int(data.get("https_redirect") or 0),
+            hsts=str(data.get("hsts") or ""),
+            connection_limit=int(data.get("connection_limit") or 0),
+            certificates=tuple(AppCertificate.from_json(c) for c in data.get("certificates", ())),
         )
 
 
