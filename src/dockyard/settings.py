@@ -72,9 +72,53 @@ class RouterSettings:
     """Seconds an idle keep-alive client connection stays open."""
     boot_wait: float = 10.0
     """Seconds a request waits for a starting web dyno to come up (H20)."""
+    tls: bool = True
+    """Serve HTTPS on ``tls_port`` (TLS 1.2 and 1.3, SNI) besides HTTP on ``port``."""
+    tls_port: int = 443 if _is_root() else 8443
+    """The HTTPS port; when ``port`` is 0 (a free port), a free port too."""
+    tls_cert_file: str = ""
+    """The operator's own default certificate (PEM chain, leaf first, for ``*.<domain>``); empty:
+    one issued by the Dockyard CA made at install (``<data dir>/secrets/dockyard-ca.crt``)."""
+    tls_key_file: str = ""
+    """The key of ``tls_cert_file`` (PEM), unless that file holds it."""
+    cache_max_bytes: int = 64 << 20
+    """Memory the response cache may hold (apps turn the cache on one by one); least recently used
+    responses are evicted first."""
+    cache_max_object_bytes: int = 1 << 20
+    """Largest response body the cache stores."""
+    max_connections_per_address: int = 256
+    """Open client connections per client address (more are answered 429 and closed); 0: no limit."""
+    request_rate_per_address: float = 100.0
+    """Requests a second per client address, sustained (over the burst: 429); 0: no limit."""
+    request_burst_per_address: int = 200
+    """Requests a client address may send at once above the sustained rate."""
+    app_connection_limit: int = 10000
+    """Requests in flight at once per app before H22 (an app may set its own); 0: no limit."""
+    header_timeout: float = 20.0
+    """Seconds a client has to send a whole request head once it began (slowloris: 408, H28)."""
+    body_timeout: float = 20.0
+    """Seconds a client has to send a request body, plus a second per ``body_min_rate`` bytes."""
+    body_min_rate: int = 500
+    """Bytes a second a request body must average after ``body_timeout`` (else 408, H28)."""
+    probe_threshold: int = 100
+    """Requests for unknown hosts or paths (404) from one address within ``probe_window`` seconds
+    before the address is blocked for ``network.block_duration`` (nftables block set, else in the
+    router); 0: never block."""
+    probe_window: float = 60.0
+    guard_exempt: str = "127.0.0.0/8, ::1"
+    """Client networks the per-address limits and probe blocking never apply to (a load balancer in
+    front of Dockyard belongs here), separated by commas or spaces."""
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "first_byte_timeout", "idle_timeout", "boot_wait"):
+        for name in (
+            "connect_timeout",
+            "first_byte_timeout",
+            "idle_timeout",
+            "boot_wait",
+            "header_timeout",
+            "body_timeout",
+            "probe_window",
+        ):
             value = getattr(self, name)
             if not value > 0:  # also rejects NaN
                 raise InvalidError(
@@ -82,6 +126,49 @@ class RouterSettings:
                     "positive number of seconds — set it above 0 or leave it out for the default",
                     field=f"router.{name}",
                 )
+        for name in (
+            "cache_max_bytes",
+            "cache_max_object_bytes",
+            "max_connections_per_address",
+            "request_rate_per_address",
+            "request_burst_per_address",
+            "app_connection_limit",
+            "body_min_rate",
+            "probe_threshold",
+        ):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise InvalidError(
+                    f"setting router.{name} (DOCKYARD_ROUTER_{name.upper()}): {value!r} is "
+                    "negative — give 0 or more",
+                    field=f"router.{name}",
+                )
+        if not 0 <= self.tls_port <= 65535:
+            raise InvalidError(
+                f"setting router.tls_port (DOCKYARD_ROUTER_TLS_PORT): {self.tls_port} is not a "
+                "TCP port",
+                field="router.tls_port",
+            )
+        if bool(self.tls_key_file) and not self.tls_cert_file:
+            raise InvalidError(
+                "setting router.tls_key_file is set without router.tls_cert_file — give the "
+                "certificate too, or neither for the Dockyard CA's",
+                field="router.tls_cert_file",
+            )
+        try:
+            self.exempt_networks  # noqa: B018 - parsed here so a typo stops the start
+        except ValueError as exc:
+            raise InvalidError(
+                f"setting router.guard_exempt (DOCKYARD_ROUTER_GUARD_EXEMPT): {exc} — list "
+                "networks such as 127.0.0.0/8, ::1, 10.0.0.0/8",
+                field="router.guard_exempt",
+            ) from exc
+
+    @property
+    def exempt_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``guard_exempt`` parsed."""
+        items = self.guard_exempt.replace(",", " ").split()
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
 
 @dataclass(frozen=True)
@@ -617,6 +704,26 @@ class Settings:
     def internal_token_file(self) -> Path:
         """The token the agent and router present on ``/internal``."""
         return self.secrets_dir / "internal-token"
+
+    @property
+    def tls_ca_cert_file(self) -> Path:
+        """The Dockyard CA's certificate, made at install: what browsers and clients must trust."""
+        return self.secrets_dir / "dockyard-ca.crt"
+
+    @property
+    def tls_ca_key_file(self) -> Path:
+        """The Dockyard CA's private key (mode 0600)."""
+        return self.secrets_dir / "dockyard-ca.key"
+
+    @property
+    def tls_platform_cert_file(self) -> Path:
+        """Key and certificate for ``*.<domain>`` issued by the Dockyard CA (mode 0600)."""
+        return self.secrets_dir / "platform-tls.pem"
+
+    @property
+    def sni_endpoints_dir(self) -> Path:
+        """Apps' own certificates with their keys, ``<sni endpoint id>.pem`` (mode 0600 each)."""
+        return self.secrets_dir / "sni-endpoints"
 
     @property
     def ssh_host_key_file(self) -> Path:
