@@ -538,3 +538,15 @@ class SupportAccessRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LogDrainRow(Timestamps, Base):
+    """A log drain: the logs process ships the app's stream to ``url``, each line marked with
+    ``token`` (``d.<uuid>``)."""
+
+    __tablename__ = "log_drains"
+    __table_args__ = (UniqueConstraint("app_id", "url", name="uq_log_drains_app_id_url"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    token: Mapped[str] = mapped_column(String(40), unique=True)
