@@ -21,6 +21,7 @@ from dockyard.store.accounts import AccountsTx
 from dockyard.store.apps import AppsTx
 from dockyard.store.builds import BuildsTx
 from dockyard.store.credentials import CredentialsTx
+from dockyard.store.drains import DrainsTx
 from dockyard.store.dynos import DynosTx
 from dockyard.store.security import SecurityTx
 
@@ -92,5 +93,5 @@ class SqlStore:
         self.engine.dispose()
 
 
-class Tx(AccountsTx, AppsTx, BuildsTx, CredentialsTx, DynosTx, SecurityTx):
+class Tx(AccountsTx, AppsTx, BuildsTx, CredentialsTx, DrainsTx, DynosTx, SecurityTx):
     """One unit of work. Methods raise ``NotFoundError`` / ``ConflictError``, never database errors."""
