@@ -1,6 +1,7 @@
 """The composition root: every long-running Dockyard process starts here.
 
-    python -m dockyard.serve up        # the supervisor: API, router, agent, git-ssh, rendezvous
+    python -m dockyard.serve up        # the supervisor: audit writer, API, router, agent, git-ssh, rendezvous
+    python -m dockyard.serve audit-writer  # the audit log's writer: owns its files and signing key
     python -m dockyard.serve api       # the Platform API (and git smart HTTP) under uvicorn
     python -m dockyard.serve router    # the HTTP router
     python -m dockyard.serve agent     # the dyno manager of this host
@@ -34,7 +35,7 @@ from dockyard.errors import DockyardError
 from dockyard.settings import Settings, load_settings
 
 log = logging.getLogger("dockyard.serve")
-ROLES = ("api", "router", "agent", "git-ssh", "rendezvous")
+ROLES = ("audit-writer", "api", "router", "agent", "git-ssh", "rendezvous")
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "asyncssh")
 """Libraries that log every request, connection or migration step at INFO."""
@@ -69,6 +70,12 @@ def run_api(settings: Settings) -> None:
         lifespan="off",
         timeout_graceful_shutdown=5,  # long polls and log tails are cut, not waited for
     )
+
+
+def run_audit_writer(settings: Settings) -> None:
+    from dockyard.audit.writer import main
+
+    main(settings)
 
 
 def run_router(settings: Settings) -> None:
@@ -134,6 +141,15 @@ class Supervisor:
                 time.sleep(0.1)
         log.warning("the API is not answering on %s:%d yet; starting the rest anyway", *address)
 
+    def _wait_for_audit_writer(self, timeout: float = 10.0) -> None:
+        """Audited actions fail (503) until the audit writer listens, so the API starts after it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            if self.settings.audit_socket.exists():
+                return
+            time.sleep(0.05)
+        log.warning("the audit writer is not listening yet; audited actions fail until it does")
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = True
 
@@ -144,6 +160,8 @@ class Supervisor:
             self._start(role)
             if role == "api":
                 self._wait_for_api()
+            if role == "audit-writer":
+                self._wait_for_audit_writer()
         while not self.stopping:
             time.sleep(0.2)
             now = time.monotonic()
@@ -332,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"stopped {stop_all_dynos(settings)} dyno(s)")
             return 0
         runners = {
+            "audit-writer": run_audit_writer,
             "api": run_api,
             "router": run_router,
             "agent": run_agent,
