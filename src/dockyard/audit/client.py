@@ -2,7 +2,8 @@
 
 The protocol is one JSON object per line each way, answered in order on each connection::
 
-    {"op": "append", "event": {...}}                 → {"ok": true, "seq": 41, "leaf_hash": "<hex>"}
+    {"op": "append", "event": {...}, "deadline": <unix time>}
+                                                     → {"ok": true, "seq": 41, "leaf_hash": "<hex>"}
     {"op": "checkpoint"}                             → {"ok": true, "note": "<signed checkpoint>"}
     {"op": "entries", "start": 0, "end": 100}        → {"ok": true, "entries": ["<entry json>", ...]}
     {"op": "inclusion", "index": 5, "size": 100}     → {"ok": true, "hashes": ["<b64>", ...]}
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -53,7 +55,10 @@ class SocketAuditTrail:
         self._lock = threading.Lock()
 
     def append(self, event: AuditEvent) -> AuditReceipt:
-        answer = self.call({"op": "append", "event": event.to_json()})
+        # The writer drops an append that reaches it after this client gave up, so an action that
+        # failed for want of its event never shows up in the log as done.
+        deadline = time.time() + self.timeout * 0.8
+        answer = self.call({"op": "append", "event": event.to_json(), "deadline": deadline})
         seq, leaf_hash = answer.get("seq"), answer.get("leaf_hash")
         if not isinstance(seq, int) or not isinstance(leaf_hash, str):
             raise UnavailableError(UNAVAILABLE)
