@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from dockyard.errors import AccessDeniedError
+from dockyard.store.records import Account
 
 STEP_UP_WINDOW = timedelta(minutes=15)
 
@@ -125,3 +126,11 @@ def check_confirmation(action: SensitiveAction, app_name: str, confirm: str | No
             error_id="confirmation_required",
             app=app_name,
         )
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request: the account and the credential it used."""
+
+    account: Account
+    credential: Credential
