@@ -49,12 +49,12 @@ def create_api_key(platform: Platform, account_id: str, description: str) -> str
 
 
 def authenticate(platform: Platform, token: str | None) -> Account:
-    """The account an API key belongs to; ``UnauthorizedError`` for a missing or unknown key."""
-    if not token:
+    """The account a bearer credential belongs to (API key, OAuth access token or session secret, see
+    ``control.oauth.principal_for_token``); ``UnauthorizedError`` for a missing, unknown, expired or revoked
+    one, or one of a deactivated account."""
+    from dockyard.control.oauth import principal_for_token
+
+    principal = principal_for_token(platform, token)
+    if principal is None:
         raise UnauthorizedError("Invalid credentials provided.")
-    digest = hash_token(token)
-    with platform.store.read() as tx:
-        account = tx.account_for_token(digest)
-    if account is None:
-        raise UnauthorizedError("Invalid credentials provided.")
-    return account
+    return principal.account
