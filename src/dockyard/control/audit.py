@@ -8,10 +8,13 @@ quietly: stopping the writer stops every audited action.
 
     with platform.store.transaction() as tx:
         key = tx.add_ssh_key(...)
-        audit.record(platform, audit.event(
-            "ssh_key.add", account, ctx, target=("ssh_key", key.id, key.fingerprint),
-            account_id=account.id,
-        ))
+        audit.record_account_event(
+            platform, "ssh_key.add", account, context, target=("ssh_key", key.id, key.fingerprint)
+        )
+
+``record_app_event`` does the same for an app (its owner's and collaborators' streams); ``record`` with
+``event(...)`` builds any other event. ``context`` is the ``RequestContext`` the API hands in (``None``
+in code that has none yet: it is then recorded as unknown).
 
 Event names (``<noun>.<verb>``; the outcome is a separate field: ``success``, ``failure``, ``denied``).
 New names may be added; keep to this shape and list them in docs/audit.md:
@@ -46,7 +49,7 @@ from dockyard.audit.event import (
 )
 from dockyard.control.context import Platform
 from dockyard.domain.requests import OPERATOR, SYSTEM, RequestContext
-from dockyard.store.records import Account
+from dockyard.store.records import Account, App
 
 __all__ = [
     "OPERATOR",
@@ -57,6 +60,8 @@ __all__ = [
     "RequestContext",
     "event",
     "record",
+    "record_account_event",
+    "record_app_event",
     "value_hash",
 ]
 
@@ -98,4 +103,57 @@ def event(
         app_id=app_id,
         context=context,
         details=dict(details or {}),
+    )
+
+
+def record_app_event(
+    platform: Platform,
+    action: str,
+    actor: Account | None,
+    context: RequestContext | None,
+    app: App,
+    *,
+    target: tuple[str, str] | tuple[str, str, str] | None = None,
+    details: Mapping[str, DetailValue] | None = None,
+) -> AuditReceipt:
+    """Record an event about ``app`` (shown to its owner and collaborators); the target is the app
+    unless given."""
+    return record(
+        platform,
+        event(
+            action,
+            actor,
+            context or RequestContext(),
+            target=target or ("app", app.id, app.name),
+            account_id=app.owner_id,
+            app_id=app.id,
+            details=details,
+        ),
+    )
+
+
+def record_account_event(
+    platform: Platform,
+    action: str,
+    account: Account,
+    context: RequestContext | None,
+    *,
+    target: tuple[str, str] | tuple[str, str, str] | None = None,
+    actor: Account | Actor | None = None,
+    outcome: Outcome = "success",
+    details: Mapping[str, DetailValue] | None = None,
+) -> AuditReceipt:
+    """Record an event about ``account`` (its credentials, settings, sign-ins): shown to that account.
+    The actor is the account itself unless given."""
+    return record(
+        platform,
+        event(
+            action,
+            account if actor is None else actor,
+            context or RequestContext(),
+            target=target or ("account", account.id, ""),
+            account_id=account.id,
+            outcome=outcome,
+            details=details,
+        ),
     )
