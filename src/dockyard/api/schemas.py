@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from dockyard.control.slugs import SlugUpload
 from dockyard.domain.formation import DYNO_SIZES, DynoSize
 from dockyard.settings import Settings
+from dockyard.store.drains import LogDrain
 from dockyard.store.records import (
     Account,
     App,
@@ -290,6 +291,18 @@ def all_dyno_sizes() -> list[JSON]:
     return [dyno_size_json(size) for size in DYNO_SIZES.values()]
 
 
+def log_drain_json(drain: LogDrain) -> JSON:
+    return {
+        "addon": None,
+        "app": {"id": drain.app_id, "name": drain.app_name},
+        "created_at": timestamp(drain.created_at),
+        "id": drain.id,
+        "token": drain.token,
+        "updated_at": timestamp(drain.updated_at),
+        "url": drain.url,
+    }
+
+
 # -- request bodies ---------------------------------------------------------------------------------------
 
 
@@ -382,3 +395,7 @@ class BuildpackUpdate(Body):
 
 class BuildpackInstallationsUpdate(Body):
     updates: list[BuildpackUpdate]
+
+
+class LogDrainCreate(Body):
+    url: str
