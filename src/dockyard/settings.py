@@ -69,9 +69,22 @@ class RouterSettings:
     first_byte_timeout: float = 30.0
     """Seconds from sending a request to a dyno to the first byte of its response (H12)."""
     idle_timeout: float = 55.0
-    """Seconds an idle keep-alive client connection stays open."""
-    boot_wait: float = 10.0
-    """Seconds a request waits for a starting web dyno to come up (H20)."""
+    """Seconds of silence after which an idle keep-alive client connection is closed, a response
+    is cut (H15), a request body is cut (H28) and a WebSocket is closed (Heroku's 55 s window)."""
+    boot_wait: float = 75.0
+    """Seconds a request waits for a web dyno to come up, starting or woken from sleep (H20)."""
+    workers: int = 0
+    """Router processes sharing the ports (``SO_REUSEPORT``); 0: one per core."""
+    balancing: Literal["random", "fewest-in-flight"] = "random"
+    """How a request picks among an app's web dynos: at random (Heroku's way) or the dyno with the
+    fewest requests in flight."""
+    max_inflight_per_dyno: int = 50
+    """Requests in flight per dyno and router process; more wait in a backlog of as many per dyno,
+    beyond which H11 (Heroku's 50); 0: no limit."""
+    quarantine: float = 5.0
+    """Seconds a dyno that refused a connection or did not accept one in time gets no request."""
+    max_body_bytes: int = 0
+    """Largest request body accepted (413 beyond); 0: no limit, as on Heroku."""
     tls: bool = True
     """Serve HTTPS on ``tls_port`` (TLS 1.2 and 1.3, SNI) besides HTTP on ``port``."""
     tls_port: int = 443 if _is_root() else 8443
@@ -115,6 +128,7 @@ class RouterSettings:
             "first_byte_timeout",
             "idle_timeout",
             "boot_wait",
+            "quarantine",
             "header_timeout",
             "body_timeout",
             "probe_window",
@@ -135,6 +149,9 @@ class RouterSettings:
             "app_connection_limit",
             "body_min_rate",
             "probe_threshold",
+            "workers",
+            "max_inflight_per_dyno",
+            "max_body_bytes",
         ):
             value = getattr(self, name)
             if not value >= 0:
@@ -143,6 +160,12 @@ class RouterSettings:
                     "negative — give 0 or more",
                     field=f"router.{name}",
                 )
+        if self.balancing not in ("random", "fewest-in-flight"):
+            raise InvalidError(
+                f"setting router.balancing (DOCKYARD_ROUTER_BALANCING): {self.balancing!r} is not "
+                'a balancing — use "random" or "fewest-in-flight"',
+                field="router.balancing",
+            )
         if not 0 <= self.tls_port <= 65535:
             raise InvalidError(
                 f"setting router.tls_port (DOCKYARD_ROUTER_TLS_PORT): {self.tls_port} is not a "
@@ -163,6 +186,11 @@ class RouterSettings:
                 "networks such as 127.0.0.0/8, ::1, 10.0.0.0/8",
                 field="router.guard_exempt",
             ) from exc
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or the number of cores when it is 0."""
+        return self.workers or os.cpu_count() or 1
 
     @property
     def exempt_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
