@@ -92,7 +92,8 @@ def make_lines(source: str, dyno: str, raw: bytes | str, timestamp: datetime) ->
     characters other than tab are escaped, and messages over 10,000 bytes are split."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     text = text.rstrip("\r\n")
-    text = "".join(c if c == "\t" or c >= " " else f"\\x{ord(c):02x}" for c in text)
+    if not text.isprintable():  # rare: look at each character only then
+        text = "".join(c if c == "\t" or c >= " " else f"\\x{ord(c):02x}" for c in text)
     encoded = text.encode("utf-8")
     if len(encoded) <= MAX_MESSAGE_BYTES:
         return [LogLine(timestamp, source, dyno, text)]
@@ -105,3 +106,18 @@ def make_lines(source: str, dyno: str, raw: bytes | str, timestamp: datetime) ->
         chunks.append(LogLine(timestamp, source, dyno, encoded[start:end].decode("utf-8")))
         start = end
     return chunks
+
+
+def split_raw(raw: bytes) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """``(timestamp, source, dyno, message)`` of a formatted line as bytes, without decoding it
+    (drains and filters look at every line); None when it is not in the log format."""
+    stamp, _, rest = raw.partition(b" ")
+    head, sep, message = rest.partition(b": ")
+    if not sep:
+        head, sep, message = rest.partition(b":")
+        if not sep or not head.endswith(b"]"):
+            return None
+    bracket = head.find(b"[")
+    if bracket <= 0 or not head.endswith(b"]"):
+        return None
+    return stamp, head[:bracket], head[bracket + 1 : -1], message
