@@ -52,7 +52,8 @@ class Session:
 @dataclass(frozen=True)
 class PasswordReset:
     id: str
-    account_id: AccountId
+    account_id: AccountId | None
+    """None for a reset asked for an unknown email (it can never be used)."""
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None
@@ -290,7 +291,7 @@ class CredentialsTx(TxBase):
     # -- password resets ------------------------------------------------------------------------------
 
     def create_password_reset(
-        self, account_id: str, token_hash: str, expires_at: datetime
+        self, account_id: str | None, token_hash: str, expires_at: datetime
     ) -> PasswordReset:
         row = PasswordResetRow(
             id=new_id(),
@@ -302,9 +303,8 @@ class CredentialsTx(TxBase):
         )
         self.session.add(row)
         self.session.flush()
-        return PasswordReset(
-            row.id, AccountId(row.account_id), row.created_at, row.expires_at, None
-        )
+        account = AccountId(row.account_id) if row.account_id else None
+        return PasswordReset(row.id, account, row.created_at, row.expires_at, None)
 
     def password_reset_for_token(self, token_hash: str) -> PasswordReset | None:
         row = self.session.scalars(
@@ -312,9 +312,8 @@ class CredentialsTx(TxBase):
         ).first()
         if row is None:
             return None
-        return PasswordReset(
-            row.id, AccountId(row.account_id), row.created_at, row.expires_at, row.used_at
-        )
+        account = AccountId(row.account_id) if row.account_id else None
+        return PasswordReset(row.id, account, row.created_at, row.expires_at, row.used_at)
 
     def use_password_reset(self, reset_id: str) -> bool:
         """Mark the reset used; False when it already was (two finalizations racing)."""
@@ -324,6 +323,9 @@ class CredentialsTx(TxBase):
             .values(used_at=self._now())
         )
         return bool(getattr(result, "rowcount", 0))
+
+    def delete_expired_password_resets(self, now: datetime) -> None:
+        self.session.execute(delete(PasswordResetRow).where(PasswordResetRow.expires_at <= now))
 
     def void_password_resets(self, account_id: str) -> None:
         """Every unused reset link of the account stops working."""

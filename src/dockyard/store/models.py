@@ -310,10 +310,13 @@ class SessionRow(Base):
 
 
 class PasswordResetRow(Base):
+    """A reset link. Asking for one for an unknown email stores a row without an account (that no link
+    can use), so both answers cost the same."""
+
     __tablename__ = "password_resets"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    account_id: Mapped[str] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True, nullable=True
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
