@@ -27,7 +27,11 @@ from dockyard.api.routes import (
     internal,
     log_drains,
     log_sessions,
+    login,
+    password_resets,
     releases,
+    sessions,
+    signups,
     slugs,
     sources,
 )
@@ -50,7 +54,11 @@ ROUTERS = (
     internal,
     log_drains,
     log_sessions,
+    login,
+    password_resets,
     releases,
+    sessions,
+    signups,
     slugs,
     sources,
 )
