@@ -3,6 +3,7 @@
     python -m dockyard.serve up        # the supervisor: audit writer, API, router, agent, git-ssh, rendezvous
     python -m dockyard.serve audit-writer  # the audit log's writer: owns its files and signing key
     python -m dockyard.serve api       # the Platform API (and git smart HTTP) under uvicorn
+    python -m dockyard.serve logs      # app log streams: ring buffers, tails, drains, retention
     python -m dockyard.serve router    # the HTTP router
     python -m dockyard.serve agent     # the dyno manager of this host
     python -m dockyard.serve git-ssh   # git over SSH (asyncssh), port 2222 by default
@@ -35,7 +36,7 @@ from dockyard.errors import DockyardError
 from dockyard.settings import Settings, load_settings
 
 log = logging.getLogger("dockyard.serve")
-ROLES = ("audit-writer", "api", "router", "agent", "git-ssh", "rendezvous")
+ROLES = ("audit-writer", "api", "logs", "router", "agent", "git-ssh", "rendezvous")
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "asyncssh")
 """Libraries that log every request, connection or migration step at INFO."""
@@ -94,6 +95,18 @@ def run_git_ssh(settings: Settings) -> None:
     from dockyard.git.ssh import main
 
     main(settings)
+
+
+def run_logs(settings: Settings) -> None:
+    from dockyard.control.drains import drain_configs
+    from dockyard.logs.server import main
+    from dockyard.store import SqlStore
+
+    store = SqlStore(settings.sqlalchemy_url)
+    try:
+        main(settings, lambda: drain_configs(store))
+    finally:
+        store.dispose()
 
 
 def run_rendezvous(settings: Settings) -> None:
@@ -356,7 +369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "agent": run_agent,
             "git-ssh": run_git_ssh,
             "rendezvous": run_rendezvous,
+            "logs": run_logs,
         }
+        from dockyard.logs.platformlog import configure as platform_log
+
+        platform_log(settings, args.command)  # JSON events for the operator's monitoring
         runners[args.command](settings)
         return 0
     except DockyardError as exc:
