@@ -10,7 +10,12 @@ from dockyard.router.errors import RouterError
 ALL = [
     errors.NO_SUCH_APP,
     errors.BAD_REQUEST,
+    errors.URI_TOO_LONG,
+    errors.HEADERS_TOO_LARGE,
+    errors.BODY_TOO_LARGE,
+    errors.EXPECTATION_FAILED,
     errors.H10,
+    errors.H11,
     errors.H12,
     errors.H13,
     errors.H14,
@@ -19,9 +24,14 @@ ALL = [
     errors.H19,
     errors.H20,
     errors.H21,
+    errors.H22,
     errors.H24,
+    errors.H25,
+    errors.H27,
+    errors.H28,
     errors.H80,
     errors.H81,
+    errors.H99,
 ]
 
 
@@ -51,8 +61,24 @@ def test_connection_header_follows_keep_alive_and_version() -> None:
 def test_status_codes_match_heroku() -> None:
     assert errors.NO_SUCH_APP.status == 404
     assert errors.BAD_REQUEST.status == 400
-    assert errors.H27.status == 499
-    assert {e.status for e in ALL if e.code} == {503}
+    assert errors.H27.status == errors.H28.status == 499
+    assert errors.H25.status == 502
+    assert errors.EXPECTATION_FAILED.status == 417
+    request_errors = {e.status for e in ALL if e.code == "H26"}
+    assert request_errors == {400, 413, 414, 417, 431}
+    others = {e.status for e in ALL if e.code and e.code not in ("H25", "H26", "H27", "H28")}
+    assert others == {503}
     assert errors.H80.level == errors.H81.level == "info"
     assert errors.H27.level == "warning"
     assert b"499 Client Closed Request" in errors.H27.response(keep_alive=False)
+
+
+def test_an_apps_own_page_is_shown_in_a_frame_and_only_for_web_addresses() -> None:
+    page = errors.custom_page('https://pages.example.com/oops.html?a=1&b="2"', "Application error")
+    assert page is not None
+    assert b'<iframe src="https://pages.example.com/oops.html?a=1&amp;b=&quot;2&quot;">' in page
+    assert errors.custom_page("javascript:alert(1)", "x") is None
+    assert errors.custom_page("", "x") is None
+    data = errors.H12.response(keep_alive=True, body=page)
+    assert data.endswith(page)
+    assert b"Content-Length: %d\r\n" % len(page) in data

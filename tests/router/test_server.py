@@ -150,6 +150,7 @@ def test_main_serves_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
         "DOCKYARD_DATA_DIR": str(tmp_path / "data"),
         "DOCKYARD_CONFIG": os.devnull,
         "DOCKYARD_ROUTER_PORT": str(port),
+        "DOCKYARD_ROUTER_WORKERS": "1",
         "DOCKYARD_API_PORT": str(_free_port()),  # nothing listens: the API is down
     }
     code = (
@@ -179,7 +180,7 @@ def test_main_serves_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
 
 def test_main_takes_its_timeouts_from_the_settings(tmp_path: Path) -> None:
     """A cached route with a web dyno scaled and none up: H20 after DOCKYARD_ROUTER_BOOT_WAIT, not
-    after the default 10 s (the client would give up first)."""
+    after the default 75 s (the client would give up first)."""
     port = _free_port()
     data = tmp_path / "data"
     cached = {"etag": "", "table": table(route("myapp", [], web_quantity=1)).to_json()}
@@ -191,6 +192,7 @@ def test_main_takes_its_timeouts_from_the_settings(tmp_path: Path) -> None:
         "DOCKYARD_CONFIG": os.devnull,
         "DOCKYARD_ROUTER_PORT": str(port),
         "DOCKYARD_API_PORT": str(_free_port()),
+        "DOCKYARD_ROUTER_WORKERS": "1",
         "DOCKYARD_ROUTER_BOOT_WAIT": "0.1",
     }
     code = (
@@ -236,7 +238,7 @@ def test_router_settings_give_the_proxy_its_timeouts() -> None:
 def test_the_default_settings_give_herokus_timeouts() -> None:
     assert proxy_options(RouterSettings()) == ProxyOptions()
     assert ProxyOptions() == ProxyOptions(
-        connect_timeout=5.0, first_byte_timeout=30.0, keepalive_timeout=55.0, boot_wait=10.0
+        connect_timeout=5.0, first_byte_timeout=30.0, keepalive_timeout=55.0, boot_wait=75.0
     )
 
 

@@ -3,7 +3,8 @@
 The tables hold the usual spellings (``Content-Type`` and ``content-type``) of the headers the router acts
 on and of the common ones it forwards untouched, so most headers are classified without lowercasing.
 Other spellings fall back to ``kind_of``. Hop-by-hop headers (RFC 9110 §7.6.1: ``Connection`` and what it
-names, ``Keep-Alive``, ``Proxy-*``, ``TE``, ``Trailer``, ``Upgrade``) are never forwarded.
+names, ``Keep-Alive``, ``Proxy-*``, ``TE``, ``Trailer``, ``Upgrade``) are never forwarded, except
+``Upgrade`` (and a ``Connection: Upgrade`` of the router's own) when a request switches protocols.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ VIA = 6
 CONNECTION = 7
 DROP = 8
 """Hop-by-hop, or replaced by the router's own value."""
+UPGRADE = 9
+"""Hop-by-hop, but passed on (with ``Connection: Upgrade``) when the protocol switches."""
+EXPECT = 10
 
 _HOP_BY_HOP = (
     "keep-alive",
@@ -28,7 +32,6 @@ _HOP_BY_HOP = (
     "proxy-authorization",
     "te",
     "trailer",
-    "upgrade",
 )
 
 _COMMON_REQUEST = (
@@ -42,7 +45,6 @@ _COMMON_REQUEST = (
     "content-type",
     "cookie",
     "dnt",
-    "expect",
     "forwarded",
     "from",
     "if-match",
@@ -139,6 +141,8 @@ REQUEST_KINDS = _table(
         "x-request-id": REQUEST_ID,
         "via": VIA,
         "connection": CONNECTION,
+        "upgrade": UPGRADE,
+        "expect": EXPECT,
     }
 )
 """Request headers: lowercase keys for every kind, usual spellings for the common ones."""
@@ -150,6 +154,7 @@ RESPONSE_KINDS = _table(
         "content-length": CONTENT_LENGTH,
         "transfer-encoding": TRANSFER_ENCODING,
         "connection": CONNECTION,
+        "upgrade": UPGRADE,
     }
 )
 

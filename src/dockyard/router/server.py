@@ -1,8 +1,11 @@
 """Run the router: listen, keep the route table fresh, flush the router log, stop cleanly.
 
-``main(settings)`` is the foreground entry point (uvloop when installed, until SIGINT or SIGTERM).
-``serve(settings, route_source)`` and ``RouterServer`` are what it is made of, for tests and
-embedding.
+``main(settings)`` is the foreground entry point (uvloop when installed, until SIGINT or SIGTERM):
+with ``router.workers`` above one it binds the listening sockets once per worker with
+``SO_REUSEPORT`` and forks the workers (``router.workers``), each a whole router with its own route
+table poll. ``serve(settings, route_source)`` and ``RouterServer`` are what a worker is made of, for
+tests and embedding. The listening sockets come from ``listeners(settings)``: plain HTTP on
+``router.port``, and whatever else a listener list names (HTTPS with its ``SSLContext``).
 """
 
 from __future__ import annotations
@@ -12,8 +15,12 @@ import contextlib
 import errno
 import logging
 import signal
-from collections.abc import Callable
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Literal
 
 from dockyard.errors import ConflictError, UnavailableError
 from dockyard.logs.store import FileLogStore
@@ -26,6 +33,7 @@ from dockyard.router.routes import (
     RouteRefresher,
     RouteSource,
 )
+from dockyard.router.wake import AgentWaker
 from dockyard.settings import RouterSettings, Settings
 
 logger = logging.getLogger("dockyard.router")
@@ -34,15 +42,75 @@ LOG_FLUSH_INTERVAL = 0.25
 """Seconds between two writes of the buffered ``heroku[router]`` lines."""
 SHUTDOWN_GRACE = 5.0
 """Seconds in-flight requests get to finish when the router stops."""
+BACKLOG = 2048
+"""Connections the kernel queues per listening socket before the router accepts them."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One address the router listens on, and what its clients speak."""
+
+    host: str
+    port: int
+    scheme: Literal["http", "https"] = "http"
+    ssl: ssl.SSLContext | None = None
+
+
+Bound = tuple[Listener, socket.socket]
+
+
+def listeners(settings: Settings) -> list[Listener]:
+    """Where the router listens: HTTP on ``router.host:router.port``."""
+    return [Listener(settings.router.host, settings.router.port)]
+
+
+def bind(listener: Listener, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket for ``listener`` (with ``SO_REUSEPORT`` so that workers can each have
+    one on the same port); errors say what to change."""
+    where = f"{listener.host}:{listener.port}"
+    try:
+        infos = socket.getaddrinfo(
+            listener.host, listener.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise UnavailableError(
+            f"the router cannot listen on {where}: {exc} — check DOCKYARD_ROUTER_HOST"
+        ) from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConflictError(
+                f"the router cannot listen on {where}: the port is in use — stop the other "
+                "server or choose another port (DOCKYARD_ROUTER_PORT)"
+            ) from exc
+        raise UnavailableError(
+            f"the router cannot listen on {where}: {exc.strerror or exc} — check "
+            "DOCKYARD_ROUTER_HOST and DOCKYARD_ROUTER_PORT (ports below 1024 need root)"
+        ) from exc
+    return sock
 
 
 def proxy_options(settings: RouterSettings) -> ProxyOptions:
-    """The proxy's timeouts as the operator set them (``DOCKYARD_ROUTER_*``, ``[router]``)."""
+    """The proxy's timeouts and limits as the operator set them (``DOCKYARD_ROUTER_*``,
+    ``[router]``)."""
     return ProxyOptions(
         connect_timeout=settings.connect_timeout,
         first_byte_timeout=settings.first_byte_timeout,
         keepalive_timeout=settings.idle_timeout,
         boot_wait=settings.boot_wait,
+        quarantine=settings.quarantine,
+        max_inflight=settings.max_inflight_per_dyno,
+        balancing=settings.balancing,
+        max_body_bytes=settings.max_body_bytes,
     )
 
 
@@ -58,12 +126,20 @@ class RouterServer:
         poll: bool = True,
         log_store: FileLogStore | None = None,
         cache: RouteCache | None = None,
+        sockets: Sequence[Bound] | None = None,
+        waker: AgentWaker | None = None,
     ) -> None:
         self.settings = settings
         self.options = options or proxy_options(settings.router)
         self.poll = poll
         self.log = RouterLog(log_store or FileLogStore(settings.logs_dir))
-        self.proxy = Proxy(domain=settings.domain, options=self.options, log=self.log)
+        self.proxy = Proxy(
+            domain=settings.domain,
+            options=self.options,
+            log=self.log,
+            waker=waker or AgentWaker(settings.agent_socket, self.options.boot_wait),
+            last_request_dir=settings.last_request_dir,
+        )
         self.refresher = RouteRefresher(
             source,
             self.proxy.set_table,
@@ -72,7 +148,9 @@ class RouterServer:
         )
         self.host = settings.router.host
         self.port = settings.router.port
-        self._server: asyncio.Server | None = None
+        self.sockets: list[Bound] = list(sockets or ())
+        """Listening sockets handed in (a worker's); empty: bind ``listeners(settings)``."""
+        self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -83,22 +161,19 @@ class RouterServer:
     async def start(self) -> None:
         self.refresher.load_cache()
         loop = asyncio.get_running_loop()
-        try:
-            self._server = await loop.create_server(
-                self.proxy.connection, self.host, self.port, backlog=2048, reuse_address=True
+        if not self.sockets:
+            self.sockets = [(listener, bind(listener)) for listener in listeners(self.settings)]
+        for listener, sock in self.sockets:
+            server = await loop.create_server(
+                self.proxy.connection_factory(listener.scheme),
+                sock=sock,
+                ssl=listener.ssl,
+                backlog=BACKLOG,
             )
-        except OSError as exc:
-            where = f"{self.host}:{self.port}"
-            if exc.errno == errno.EADDRINUSE:
-                raise ConflictError(
-                    f"the router cannot listen on {where}: the port is in use — stop the other "
-                    "server or choose another port (DOCKYARD_ROUTER_PORT)"
-                ) from exc
-            raise UnavailableError(
-                f"the router cannot listen on {where}: {exc.strerror or exc} — check "
-                "DOCKYARD_ROUTER_HOST and DOCKYARD_ROUTER_PORT (ports below 1024 need root)"
-            ) from exc
-        self.port = self._server.sockets[0].getsockname()[1]
+            self._servers.append(server)
+        first = self.sockets[0]
+        self.host = first[0].host
+        self.port = first[1].getsockname()[1]
         self._tasks = [
             loop.create_task(self.proxy.run_sweeper()),
             loop.create_task(self.log.run(LOG_FLUSH_INTERVAL)),
@@ -115,8 +190,8 @@ class RouterServer:
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Stop accepting, let requests in flight finish for up to ``grace`` seconds, then close."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         self.proxy.begin_shutdown()
         if self.proxy.clients:
             with contextlib.suppress(TimeoutError):
@@ -128,9 +203,9 @@ class RouterServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers = []
         await self.log.flush()
 
     async def __aenter__(self) -> RouterServer:
@@ -153,9 +228,10 @@ async def serve(
     ready: Callable[[RouterServer], object] | None = None,
     stop: asyncio.Event | None = None,
     options: ProxyOptions | None = None,
+    sockets: Sequence[Bound] | None = None,
 ) -> None:
     """Serve until ``stop`` is set or the task is cancelled; ``ready`` is called once listening."""
-    router = RouterServer(settings, route_source, options=options)
+    router = RouterServer(settings, route_source, options=options, sockets=sockets)
     await router.start()
     try:
         logger.info(
@@ -176,14 +252,16 @@ async def serve(
     logger.info("Dockyard router stopped")
 
 
-async def _serve_until_signalled(settings: Settings) -> None:
+async def _serve_until_signalled(settings: Settings, sockets: Sequence[Bound] | None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     source = ApiRouteSource.from_settings(settings)
     try:
-        await serve(settings, source, stop=stop, options=proxy_options(settings.router))
+        await serve(
+            settings, source, stop=stop, options=proxy_options(settings.router), sockets=sockets
+        )
     finally:
         await source.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -199,11 +277,23 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def run_worker(settings: Settings, sockets: Sequence[Bound] | None = None) -> None:
+    """One router process, in the foreground until SIGINT or SIGTERM."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve_until_signalled(settings, sockets))
+
+
 def main(settings: Settings) -> None:
-    """Run the router in the foreground until SIGINT or SIGTERM."""
+    """Run the router in the foreground until SIGINT or SIGTERM: one process, or
+    ``router.workers`` processes sharing the ports."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve_until_signalled(settings))
+    count = settings.router.worker_count
+    if count <= 1:
+        run_worker(settings)
+        return
+    from dockyard.router.workers import run_workers
+
+    run_workers(settings, listeners(settings), count, run_worker)
