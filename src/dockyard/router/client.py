@@ -121,6 +121,7 @@ class ClientConnection(asyncio.Protocol):
         "paused",
         "proxy",
         "queue",
+        "received",
         "scheme",
         "transport",
         "write_paused",
@@ -138,6 +139,8 @@ class ClientConnection(asyncio.Protocol):
         self.idle_since = self.last_read = proxy.now
         self.head_bytes = 0
         """Bytes received since the last request head began (bounds a head's memory)."""
+        self.received = 0
+        """Bytes received on the connection (the guard measures how fast bodies arrive)."""
         self.write_paused = False
         self._forwarded = b""
         self._parsing: Exchange | None = None
@@ -181,6 +184,7 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         proxy = self.proxy
         self.last_read = proxy.now
+        self.received += len(data)
         if self._parsing is None:
             self.head_bytes += len(data)
             if self.head_bytes > proxy.options.max_head_bytes:
