@@ -15,9 +15,22 @@ every dyno start.
 
 Caching, in ``CACHE_DIR/python``: the pip and uv download caches, uv itself (installed with pip the
 first time), and the finished virtualenv with a key over the Python, the installer and the files
-that pin the dependencies. When the key is unchanged the cached virtualenv is copied into the slug
-and no installer runs at all. A dependency set that refers to files in the repository (``-e .``,
+that pin the dependencies. When the key is unchanged the cached virtualenv is put into the slug and
+no installer runs at all. A dependency set that refers to files in the repository (``-e .``,
 ``./libs/x``, a plain ``pyproject.toml`` or ``setup.py`` project) is installed every time.
+
+When the build runs as a user of its own (the runc sandbox, or the uid sandbox as root), the cached
+virtualenv and the slug's share their files: hard links, made by Dockyard itself (root), not by the
+build — on a warm build from the cache into the build directory, on a cold one from the new
+virtualenv into the cache. From that moment until every buildpack has compiled, the shared files
+(and the cached tree's directories) belong to root and have no write bits, so the build user can
+read them, remove them or put a new file in their place in the build directory, but cannot write
+into them, nor change the cached tree; ``release`` hands them back to the build user before the
+pipeline seals and packs the tree (which reads only). Nothing here writes into an existing file:
+relocation replaces files (a new file renamed over the old one). A cached tree holding anything but
+directories, symbolic links and files with a single name is not reused. Builds that run as root or
+as Dockyard's own user (no user of their own) copy instead (``cp -a``), as the build could write
+through a link there.
 
 ``poetry.lock`` (lock format 2.1, Poetry 2) is installed with pip from the lock itself — exact
 versions and hashes of the ``main`` group, with their markers — so builds need neither Poetry nor
@@ -26,10 +39,13 @@ the PyPI JSON API that Poetry uses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import stat
+import time
 import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -48,7 +64,6 @@ from dockyard.build.stack import (
     build_environment,
     make_dirs,
     read_small,
-    rewrite_file,
     write_file,
 )
 from dockyard.errors import CompileError, ProcfileError
@@ -110,6 +125,9 @@ class PythonBuildpack:
     ) -> None:
         self.stack = stack or HostStack()
         self.platform_env = os.environ if platform_env is None else platform_env
+        self._shared: dict[Path, Shared] = {}
+        """Build directory → the cached virtualenv sharing its files, from the compile until
+        ``release`` hands them back."""
 
     def detect(self, build_dir: Path) -> str | None:
         return "Python" if any((build_dir / name).is_file() for name in MANIFESTS) else None
@@ -134,24 +152,97 @@ class PythonBuildpack:
 
         key = cache_key(build_dir, plan, runtime) if plan.reusable else None
         cached = cache / "venv"
+        owner = link_owner(env)
+        reused = False
         if key is not None and read_small(cache / "venv.key") == key.encode() and cached.is_dir():
             output.heading(f"Dependencies unchanged since the last build ({plan.source})")
-            seconds = commands.shell(COPY_TREE, cached, venv, cwd=build_dir, what="Restoring")
-            output.detail(f"Reused the virtualenv from the build cache in {seconds:.2f} s")
-        else:
+            reused = self._restore(build_dir, cached, owner, commands, output)
+        if not reused:
             write_file(cache_dir, "python/venv.key", b"", env)  # stale until saved again
             self._install(build_dir, cache, plan, runtime, commands, output)
-            if key is not None:
-                commands.shell(SAVE_TREE, venv, cached, cwd=cache, what="Caching the virtualenv")
-                write_file(cache_dir, "python/venv.key", key.encode(), env)
-            else:
+            if key is None:
                 commands.shell(REMOVE_TREE, cached, cwd=cache, what="Clearing the cache")
+            elif self._save(build_dir, cache_dir, owner, commands, output):
+                write_file(cache_dir, "python/venv.key", key.encode(), env)
         write_file(build_dir, PROFILE_SCRIPT, PROFILE.encode(), env)
         _report_web_process(build_dir, output)
 
     def release(self, build_dir: Path) -> BuildpackRelease:
+        """The default ``web`` process. The pipeline asks once every buildpack has compiled, just
+        before it seals the tree, which wants every file to be the build user's: the files the
+        slug shares with the cached virtualenv are handed back to it here."""
+        shared = self._shared.pop(build_dir, None)
+        if shared is not None:
+            shared.hand_back()
         command, _ = default_web(build_dir)
         return BuildpackRelease(default_process_types={"web": command} if command else {})
+
+    # -- the cached virtualenv -------------------------------------------------------------------
+
+    def _restore(
+        self,
+        build_dir: Path,
+        cached: Path,
+        owner: int | None,
+        commands: BuildCommands,
+        output: BuildOutput,
+    ) -> bool:
+        """Put the cached virtualenv at ``.venv``; False when it cannot be reused."""
+        venv = build_dir / VENV
+        if owner is None:
+            seconds = commands.shell(COPY_TREE, cached, venv, cwd=build_dir, what="Restoring")
+            output.detail(f"Reused the virtualenv from the build cache in {seconds:.2f} s")
+            return True
+        started = time.monotonic()
+        try:
+            shared = Shared.protect(cached, owner)
+            try:
+                link_tree(cached, venv, owner)
+            except OSError:
+                _remove(venv)
+                raise
+        except (Unshareable, OSError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            output.detail(f"The cached virtualenv cannot be reused ({why}): installing again")
+            _remove(cached)
+            return False
+        self._shared[build_dir] = shared
+        seconds = time.monotonic() - started
+        output.detail(f"Reused the virtualenv from the build cache in {seconds:.2f} s")
+        return True
+
+    def _save(
+        self,
+        build_dir: Path,
+        cache_dir: Path,
+        owner: int | None,
+        commands: BuildCommands,
+        output: BuildOutput,
+    ) -> bool:
+        """Keep the new ``.venv`` in the cache; False when it is not kept."""
+        venv = build_dir / VENV
+        cached = make_dirs(cache_dir, "python", commands.build) / "venv"
+        if owner is None:
+            commands.shell(SAVE_TREE, venv, cached, cwd=cached.parent, what="Caching the venv")
+            return True
+        partial = cached.with_name(f"{cached.name}.partial")
+        _remove(partial)
+        _remove(cached)
+        shared: Shared | None = None
+        try:
+            survey_tree(venv, owner)
+            link_tree(venv, partial, 0)
+            shared = Shared.protect(partial, owner, names=2)
+            partial.rename(cached)
+        except (Unshareable, OSError) as exc:
+            if shared is not None:
+                shared.hand_back()
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            output.detail(f"The virtualenv is not cached ({why})")
+            _remove(partial)
+            return False
+        self._shared[build_dir] = Shared(cached, owner, shared.inodes)
+        return True
 
     # -- installing ----------------------------------------------------------------------------
 
@@ -481,6 +572,8 @@ def _finish_venv(venv: Path, build_dir: Path, env: BuildEnv) -> None:
 def relocate_venv(venv: Path) -> None:
     """Rewrite what names ``venv``'s absolute path: console-script shebangs and ``.pth`` lines;
     drop the ``activate`` scripts (they hard-code it; ``.profile.d`` does their job)."""
+    if not _real_dir(venv):
+        raise CompileError(f"{venv.name} is a link or not a directory — the install replaced it")
     shebangs = tuple({f"#!{v}/bin/python".encode() for v in (venv.absolute(), venv.resolve())})
     bin_dir = venv / "bin"
     for entry in bin_dir.iterdir() if _real_dir(bin_dir) else ():
@@ -493,7 +586,7 @@ def relocate_venv(venv: Path) -> None:
             first = handle.readline(4096)
             body = handle.read() if first.startswith(shebangs) else None
         if body is not None:
-            rewrite_file(entry, RELOCATABLE_PREAMBLE.encode() + body)
+            replace_file(entry, RELOCATABLE_PREAMBLE.encode() + body)
     site = site_packages(venv)
     if site is None or not _real_dir(site):
         return
@@ -509,16 +602,166 @@ def relocate_venv(venv: Path) -> None:
         lines = data.decode("utf-8", "surrogateescape").splitlines()
         fixed = [os.path.relpath(line, site) if inside(line) else line for line in lines]
         if fixed != lines:
-            rewrite_file(pth, ("\n".join(fixed) + "\n").encode("utf-8", "surrogateescape"))
+            replace_file(pth, ("\n".join(fixed) + "\n").encode("utf-8", "surrogateescape"))
 
 
 def _real_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Give the regular file ``path`` new content without writing into it: a new file with its
+    mode and owner is written beside it and renamed over it, so another name of the old file (a
+    hard link in the build cache) keeps the old content."""
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise CompileError(f"{path.name} in the virtualenv is not a regular file")
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    fd = os.open(
+        partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+    )
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+                os.fchown(fd, info.st_uid, info.st_gid)
+            os.fchmod(fd, stat.S_IMODE(info.st_mode))
+        finally:
+            os.close(fd)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
+
+
 # -- the build cache ----------------------------------------------------------------------------
-# Copies and moves in the cache run as the build user (it owns the cache and the build directory),
-# with the paths as $1 and $2.
+# Without a build user of its own, copies and moves in the cache run as the build's user (it owns
+# the cache and the build directory), with the paths as $1 and $2. With one, Dockyard shares the
+# cached virtualenv's files with the slug through hard links that the build user cannot write.
+
+READ_ONLY = 0o555
+"""What is left of a shared file's mode: no write bits (nor setuid, setgid or sticky bits, which
+the pipeline's seal would otherwise clear in place)."""
+
+
+def link_owner(env: BuildEnv) -> int | None:
+    """The build user, when the cached virtualenv may share its files with the slug: Dockyard is
+    root and the build runs as a user of its own, who cannot write into files of root's."""
+    sandbox = env.sandbox
+    if os.geteuid() != 0 or sandbox is None or not sandbox.uid:
+        return None
+    return sandbox.uid
+
+
+def _tree(root: Path) -> list[tuple[str, os.stat_result]]:
+    """Every entry under ``root`` (parents first, links not followed) with its ``lstat``."""
+    found: list[tuple[str, os.stat_result]] = []
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        with os.scandir(root / relative if relative else root) as entries:
+            for entry in entries:
+                path = f"{relative}/{entry.name}" if relative else entry.name
+                info = entry.stat(follow_symlinks=False)
+                found.append((path, info))
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append(path)
+    return found
+
+
+class Unshareable(Exception):
+    """A tree whose files Dockyard does not share between the build cache and a slug."""
+
+
+Inode = tuple[int, int]
+
+
+def survey_tree(root: Path, owner: int, *, names: int = 1) -> set[Inode]:
+    """The files of ``root`` — which may hold only directories, symbolic links, and regular files
+    of the build user or root with ``names`` names (more could be a file of the host's) — else
+    ``Unshareable`` saying what is wrong."""
+    if root.is_symlink() or not root.is_dir():
+        raise Unshareable(f"{root.name} is not a directory")
+    device = os.lstat(root).st_dev
+    inodes: set[Inode] = set()
+    for path, info in _tree(root):
+        mode = info.st_mode
+        if stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            raise Unshareable(f"{path} is not a regular file")
+        if info.st_nlink != names or info.st_dev != device or info.st_uid not in (owner, 0):
+            raise Unshareable(f"{path} has another name or owner")
+        inodes.add((info.st_dev, info.st_ino))
+    return inodes
+
+
+def link_tree(source: Path, target: Path, owner: int) -> None:
+    """Make ``target`` (which must not exist) a tree like ``source`` whose files are hard links to
+    ``source``'s: its directories and symbolic links are new ones of ``owner``'s, the directories
+    with the modes of ``source``'s."""
+    os.mkdir(target, 0o700)
+    entries = _tree(source)
+    for path, info in entries:
+        full = target / path
+        if stat.S_ISDIR(info.st_mode):
+            os.mkdir(full, 0o700)
+        elif stat.S_ISLNK(info.st_mode):
+            os.symlink(os.readlink(source / path), full)
+            os.lchown(full, owner, owner)
+        else:
+            os.link(source / path, full, follow_symlinks=False)
+    directories = [("", os.lstat(source)), *(e for e in entries if stat.S_ISDIR(e[1].st_mode))]
+    for path, info in directories:
+        full = target / path if path else target
+        os.chown(full, owner, owner)
+        os.chmod(full, stat.S_IMODE(info.st_mode) & 0o777)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A cached virtualenv whose files a build directory shares: root's and read-only while the
+    build's processes run."""
+
+    cached: Path
+    owner: int
+    """The build user."""
+    inodes: frozenset[Inode]
+    """The shared files: only these are handed back to the build user."""
+
+    @classmethod
+    def protect(cls, cached: Path, owner: int, *, names: int = 1) -> Shared:
+        """Make ``cached`` root's: its directories and files belong to root, the files lose
+        their write bits. ``Unshareable`` (and nothing changed) when it holds anything else than
+        ``survey_tree`` allows."""
+        inodes = frozenset(survey_tree(cached, owner, names=names))
+        shared = cls(cached, owner, inodes)
+        try:
+            os.lchown(cached, 0, 0)
+            for path, info in _tree(cached):
+                if stat.S_ISLNK(info.st_mode):
+                    continue
+                if info.st_uid != 0 or info.st_gid != 0:
+                    os.lchown(cached / path, 0, 0)
+                if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) & ~READ_ONLY:
+                    os.chmod(cached / path, stat.S_IMODE(info.st_mode) & READ_ONLY)
+        except OSError:
+            shared.hand_back()
+            raise
+        return shared
+
+    def hand_back(self) -> None:
+        """Give the shared files back to the build user (the pipeline's seal wants the build's
+        files to be its own); the cached tree's directories stay root's until the next build
+        hands the whole cache to its build user."""
+        for path, info in _tree(self.cached):
+            ours = (info.st_dev, info.st_ino) in self.inodes
+            if ours and stat.S_ISREG(info.st_mode) and info.st_uid == 0:
+                os.lchown(self.cached / path, self.owner, self.owner)
+
 
 COPY_TREE = 'cp -a -- "$1" "$2"'
 SAVE_TREE = (
