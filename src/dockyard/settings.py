@@ -212,6 +212,10 @@ class AgentSettings:
     """Seconds a web dyno has to accept connections on $PORT (Heroku's R10)."""
     stop_timeout: float = 30.0
     """Seconds between SIGTERM and SIGKILL (Heroku's R12)."""
+    drain_seconds: float = 1.0
+    """Seconds a web dyno that is replaced, scaled away or put to sleep keeps serving after the
+    agent has reported it gone (so the routers have dropped it) and before it gets SIGTERM; 0: at
+    once."""
     crash_backoff: str = "20m, 40m, 60m, 180m, 320m"
     """Cool-offs before restarting a dyno that crashed again (the first crash restarts at once; the
     last cool-off repeats): seconds, or minutes and hours with ``m`` / ``h``. Heroku's schedule."""
@@ -239,9 +243,10 @@ class AgentSettings:
                     "positive number of seconds — set it above 0 or leave it out for the default",
                     field=f"agent.{name}",
                 )
-        if not self.stop_timeout >= 0 or not self.cycle_jitter >= 0:
+        if not self.stop_timeout >= 0 or not self.cycle_jitter >= 0 or not self.drain_seconds >= 0:
             raise InvalidError(
-                "settings agent.stop_timeout and agent.cycle_jitter must be 0 or more seconds",
+                "settings agent.stop_timeout, agent.cycle_jitter and agent.drain_seconds must be 0 "
+                "or more seconds",
                 field="agent",
             )
         for item in self.crash_backoff.split(","):
