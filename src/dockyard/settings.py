@@ -510,6 +510,9 @@ class AuthSettings:
     """Passes of argon2id over its memory."""
     password_parallelism: int = 4
     """Lanes of argon2id."""
+    uniform_answer_seconds: float = 0.25
+    """Logins, sign-ups and password reset requests are answered no sooner than this after they
+    arrive, so the time taken does not tell whether an email has an account."""
 
     def __post_init__(self) -> None:
         for item in self.trusted_proxies.replace(",", " ").split():
@@ -526,6 +529,10 @@ class AuthSettings:
                 "settings auth.password_memory_kib and auth.password_time_cost: argon2id needs at "
                 "least 8 KiB per lane and one pass",
                 field="auth",
+            )
+        if not 0 <= self.uniform_answer_seconds <= 10:
+            raise InvalidError(
+                "setting auth.uniform_answer_seconds: between 0 and 10 seconds", field="auth"
             )
         if not 1 <= self.password_parallelism <= 255:
             raise InvalidError(
