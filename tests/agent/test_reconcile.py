@@ -533,3 +533,58 @@ def test_one_off_dynos_leave_the_formation_slots_alone() -> None:
     result = run([w1, run_1], [seen(w1, "a"), seen_one_off(run_1)], 5)
     assert (result.start, result.stop) == ((), ())
     assert set(result.slots) == {("app-1", "web.1")}
+
+
+# -- foreseen starts (prepared ahead) ------------------------------------------------------------
+
+
+def _foreseen(
+    desired: Sequence[DesiredDyno],
+    slots: Mapping[SlotKey, SlotState],
+    now: float,
+    *,
+    limit: int = 8,
+    requests: Mapping[str, datetime] | None = None,
+) -> list[str]:
+    from dockyard.agent.reconcile import foreseen
+
+    found = foreseen(desired, slots, at(now), lead=10, limit=limit, requests=requests)
+    return [f"{d.app_id}/{d.name}" for d in found]
+
+
+def test_a_crashed_slot_is_foreseen_only_within_the_lead_of_its_restart() -> None:
+    w1 = want(1)
+    slots = {("app-1", "web.1"): SlotState(_fp(w1), since=T0, crashes=2, restart_at=at(100))}
+    assert _foreseen([w1], slots, now=80) == []
+    assert _foreseen([w1], slots, now=91) == ["app-1/web.1"]
+    assert _foreseen([w1], slots, now=100) == []  # due now: the plan starts it
+
+
+def test_sleeping_slots_are_foreseen_newest_request_first_after_due_restarts() -> None:
+    a, b, c = want(1, app="app-a"), want(1, app="app-b"), want(1, app="app-c")
+    slots = {
+        a.key: SlotState(_fp(a), since=T0, idle_since=at(10)),
+        b.key: SlotState(_fp(b), since=T0, idle_since=at(10)),
+        c.key: SlotState(_fp(c), since=T0, crashes=1, restart_at=at(105)),
+    }
+    requests = {"app-a": at(1), "app-b": at(5)}
+    assert _foreseen([a, b, c], slots, now=100, requests=requests) == [
+        "app-c/web.1",
+        "app-b/web.1",
+        "app-a/web.1",
+    ]
+    assert _foreseen([a, b, c], slots, now=100, requests=requests, limit=2) == [
+        "app-c/web.1",
+        "app-b/web.1",
+    ]
+
+
+def test_running_changed_and_one_off_slots_are_not_foreseen() -> None:
+    running, changed = want(1), want(2)
+    one_off = replace(want(3), kind="one-off", dyno_id="run-1")
+    slots = {
+        running.key: SlotState(_fp(running), since=T0),
+        changed.key: SlotState(_fp(want(2, release=9)), since=T0, idle_since=at(1)),
+        one_off.key: SlotState(_fp(one_off), since=T0, idle_since=at(1)),
+    }
+    assert _foreseen([running, changed, one_off], slots, now=100) == []

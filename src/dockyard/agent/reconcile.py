@@ -48,6 +48,7 @@ __all__ = [
     "Stop",
     "StopReason",
     "fingerprint",
+    "foreseen",
     "is_one_off",
     "plan",
     "record_crash",
@@ -370,3 +371,31 @@ def _best(running: Sequence[Observed]) -> Observed | None:
 
 def _age_of_change(slot: SlotState, now: datetime) -> float:
     return (now - slot.since).total_seconds()
+
+def foreseen(
+    desired: Iterable[DesiredDyno],
+    slots: Mapping[SlotKey, SlotState],
+    now: datetime,
+    *,
+    lead: float,
+    limit: int,
+    requests: Mapping[str, datetime] | None = None,
+) -> list[DesiredDyno]:
+    """The formation dynos whose next start can be foreseen, so that a runtime can prepare them ahead
+    (``RuncRuntime.prepare``), at most ``limit``: first the slots whose crash back-off ends within
+    ``lead`` seconds, then the sleeping slots (they start at their app's next request), the app with
+    the newest request first (``requests``). Only slots as they are wanted now (same fingerprint)."""
+    due: list[DesiredDyno] = []
+    sleeping: list[DesiredDyno] = []
+    for want in desired:
+        slot = slots.get(want.key)
+        if want.kind == "one-off" or slot is None or slot.fingerprint != fingerprint(want):
+            continue
+        if slot.idle_since is not None:
+            sleeping.append(want)
+        elif slot.restart_at is not None and 0 < (slot.restart_at - now).total_seconds() <= lead:
+            due.append(want)
+    last = requests or {}
+    oldest = datetime.min.replace(tzinfo=now.tzinfo)
+    sleeping.sort(key=lambda w: (-(last.get(w.app_id, oldest) - oldest).total_seconds(), w.key))
+    return (sorted(due, key=lambda w: w.key) + sleeping)[: max(limit, 0)]
