@@ -3,7 +3,7 @@
 Layout under the logs directory (``docs/logs.md`` has the whole design)::
 
     <app id>.log            the current segment, appended to by every writer
-    <app id>/00000041.log   closed segments, oldest first
+    <app id>/<number>.log   closed segments, oldest first (numbers grow with time)
     .notify                 the logs process's datagram socket: "this app has new lines"
 
 Writers (the API, builds and release phase in its threads, the agent, the router, the logs process)
@@ -26,6 +26,7 @@ import fcntl
 import os
 import socket
 import stat
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -176,8 +177,10 @@ class FileLogStore:
             directory = self.segments_dir(app_id)
             directory.mkdir(mode=0o700, exist_ok=True)
             closed = self.closed_segments(app_id)
-            number = int(closed[-1].name[:-4]) + 1 if closed else 1
-            target = directory / f"{number:08d}{_SEGMENT_SUFFIX}"
+            newest = _segment_number(closed[-1]) if closed else 0
+            # Numbers grow with time, so they keep growing after pruning emptied the directory.
+            number = max(time.time_ns() // 1000, newest + 1)
+            target = directory / f"{number:016d}{_SEGMENT_SUFFIX}"
             os.rename(path, target)
             return target
         finally:
@@ -294,7 +297,13 @@ class FileLogStore:
 
 
 class LogFollower:
-    """Hands out the lines appended since the last call, in the stream's order, across rotations."""
+    """Hands out the lines appended since the last call, in the stream's order, across rotations.
+
+    Its position is the newest closed segment it has read (``consumed``), the current segment it
+    holds open and an offset in it. A rotation renames the held segment, which becomes the first
+    closed segment after ``consumed``; the follower finishes it through its open descriptor, then
+    reads any segment closed after it, then opens the new current segment, and checks that no
+    rotation slipped in between (if one did, it goes round again)."""
 
     def __init__(self, store: FileLogStore, app_id: str, *, at_end: bool = True) -> None:
         self.store = store
@@ -304,16 +313,27 @@ class LogFollower:
         self._inode: tuple[int, int] | None = None
         self.offset = 0
         self._partial = b""
-        self._open(at_end=at_end)
+        self._consumed = self._newest_closed()
+        if at_end:
+            self._adopt_current(at_end=True)
 
-    def _open(self, *, at_end: bool) -> None:
+    def _newest_closed(self) -> int:
+        closed = self.store.closed_segments(self.app_id)
+        return _segment_number(closed[-1]) if closed else 0
+
+    def _adopt_current(self, *, at_end: bool) -> bool:
+        """Open the current segment if no rotation happened since ``consumed``; False if one did."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return
+            return self._newest_closed() == self._consumed
+        if self._newest_closed() != self._consumed:
+            os.close(fd)
+            return False
         info = os.fstat(fd)
         self._fd, self._inode = fd, (info.st_dev, info.st_ino)
         self.offset = info.st_size if at_end else 0
+        return True
 
     def _read_rest(self) -> bytes:
         """What the open segment holds past ``offset``."""
@@ -334,7 +354,7 @@ class LogFollower:
         try:
             info = os.stat(self.path)
         except FileNotFoundError:
-            return 0
+            return 1 if self._fd is not None or self._newest_closed() != self._consumed else 0
         if self._inode != (info.st_dev, info.st_ino):
             return max(info.st_size, 1)
         return max(info.st_size - self.offset, 0)
@@ -347,29 +367,32 @@ class LogFollower:
             info = None
         parts: list[bytes] = []
         if self._fd is not None and (info is None or self._inode != (info.st_dev, info.st_ino)):
-            # Rotated: the old segment is complete (rotation excludes writers); finish it and any
-            # segment closed after it, then start the new current segment from its beginning.
+            # Rotated: the held segment is complete (rotation excludes writers); finish it.
             parts.append(self._read_rest())
-            parts.extend(self._segments_after(self._inode))
+            for path in self.store.closed_segments(self.app_id):
+                number = _segment_number(path)
+                if number > self._consumed:
+                    with contextlib.suppress(FileNotFoundError):
+                        held = path.stat()
+                        if (held.st_dev, held.st_ino) == self._inode:
+                            self._consumed = number
+                    break
             os.close(self._fd)
             self._fd, self._inode, self.offset = None, None, 0
-        if self._fd is None and info is not None:
-            self._open(at_end=False)
-        if self._fd is not None:
-            parts.append(self._read_rest())
+        if self._fd is None:
+            for _ in range(100):
+                for path in self.store.closed_segments(self.app_id):
+                    number = _segment_number(path)
+                    if number > self._consumed:
+                        parts.append(_read_all(path))
+                        self._consumed = number
+                if self._adopt_current(at_end=False):
+                    break
+        parts.append(self._read_rest())
         data = self._partial + b"".join(parts)
         cut = data.rfind(b"\n") + 1
         self._partial = data[cut:]
         return data[:cut]
-
-    def _segments_after(self, inode: tuple[int, int] | None) -> list[bytes]:
-        closed = self.store.closed_segments(self.app_id)
-        for index, path in enumerate(closed):
-            with contextlib.suppress(FileNotFoundError):
-                info = path.stat()
-                if (info.st_dev, info.st_ino) == inode:
-                    return [_read_all(p) for p in closed[index + 1 :]]
-        return []
 
     def read_new(self) -> list[LogLine]:
         data = self.read_bytes()
@@ -386,6 +409,10 @@ class LogFollower:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _segment_number(path: Path) -> int:
+    return int(path.name[: -len(_SEGMENT_SUFFIX)])
 
 
 def _same_file(path: Path, info: os.stat_result) -> bool:
