@@ -26,6 +26,7 @@ CHEAP_HASHING = {
     "DOCKYARD_AUTH_PASSWORD_MEMORY_KIB": "1024",
     "DOCKYARD_AUTH_PASSWORD_TIME_COST": "1",
     "DOCKYARD_AUTH_PASSWORD_PARALLELISM": "1",
+    "DOCKYARD_AUTH_UNIFORM_ANSWER_SECONDS": "0",
 }
 
 
@@ -86,7 +87,7 @@ def delivered(platform: Platform, box: Mailbox) -> Mailbox:
 
 
 def open_platform(data_dir: Path, clock: FakeClock, smtp_url: str = "", **env: str) -> Platform:
-    settings = make_settings(data_dir, DOCKYARD_SMTP_URL=smtp_url, **CHEAP_HASHING, **env)
+    settings = make_settings(data_dir, **{"DOCKYARD_SMTP_URL": smtp_url, **CHEAP_HASHING, **env})
     return Platform.open(settings, clock=clock, audit=FakeAuditTrail())
 
 
@@ -96,3 +97,27 @@ def mailbox_fixture() -> Iterator[Mailbox]:
         yield box
     finally:
         box.controller.stop()
+
+
+def api_client(platform: Platform, address: str = "127.0.0.2") -> Any:
+    """A TestClient on https (the session cookie is ``Secure``) whose requests come from ``address``."""
+    from fastapi.testclient import TestClient
+
+    from dockyard.api.app import create_app
+
+    return TestClient(
+        create_app(platform, internal_token="internal-test-token"),
+        base_url="https://testserver",
+        client=(address, 50000),
+    )
+
+
+def make_account(platform: Platform, email: str, password: str, name: str = "") -> Any:
+    """An account with a verified address and a password, as a finished sign-up leaves it."""
+    from dockyard.control import passwords
+
+    with platform.store.transaction() as tx:
+        account = tx.create_account(email, name)
+        tx.add_account_email(account.id, email, verified=True)
+    passwords.set_password(platform, account, password)
+    return account

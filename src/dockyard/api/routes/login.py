@@ -8,6 +8,9 @@ The CLI does not use this: like the Heroku CLI it asks ``POST /oauth/authorizati
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -24,6 +27,20 @@ from dockyard.domain.requests import RequestContext
 
 router = APIRouter(tags=["login"])
 PlatformDep = Annotated[Platform, Depends(platform)]
+
+
+@contextmanager
+def uniform_time(request: Request) -> Iterator[None]:
+    """Answer no sooner than ``auth.uniform_answer_seconds`` after the request arrived (also when it
+    fails), so that how long an answer takes does not tell whether an email has an account."""
+    floor = request.app.state.dockyard.platform.settings.auth.uniform_answer_seconds
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        left = floor - (time.perf_counter() - start)
+        if left > 0:
+            time.sleep(left)  # a timing defence at the HTTP boundary, not logic waiting for a clock
 
 
 def request_context(request: Request, *, auth_method: str = "none") -> RequestContext:
@@ -63,14 +80,15 @@ def login(
     already had is ended first: a login always starts a new one (no session fixation)."""
     session_cases.end(plat, request.cookies.get(session_rules.COOKIE_NAME))
     context = request_context(request, auth_method="password")
-    started = passwords.login(
-        plat,
-        body.email,
-        body.password,
-        two_factor or body.second_factor,
-        kind="web",
-        context=context,
-    )
+    with uniform_time(request):
+        started = passwords.login(
+            plat,
+            body.email,
+            body.password,
+            two_factor or body.second_factor,
+            kind="web",
+            context=context,
+        )
     response.headers["Set-Cookie"] = session_rules.cookie_header(started.token)
     response.headers["Cache-Control"] = "no-store"
     with plat.store.read() as tx:

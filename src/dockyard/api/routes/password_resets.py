@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.deps import platform
-from dockyard.api.routes.login import request_context
+from dockyard.api.routes.login import request_context, uniform_time
 from dockyard.api.routes.sessions import CallerDep
 from dockyard.api.schemas import JSON, timestamp
 from dockyard.control import passwords
@@ -44,7 +44,8 @@ class PasswordChangeBody(BaseModel):
 
 @router.post("/password-resets", status_code=202)
 def create_reset(body: ResetBody, plat: PlatformDep, request: Request) -> JSONResponse:
-    passwords.request_reset(plat, body.email, context=request_context(request))
+    with uniform_time(request):
+        passwords.request_reset(plat, body.email, context=request_context(request))
     return JSONResponse(
         {
             "email": body.email.strip().lower(),

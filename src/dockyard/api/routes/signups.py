@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.deps import platform
-from dockyard.api.routes.login import request_context
+from dockyard.api.routes.login import request_context, uniform_time
 from dockyard.api.schemas import JSON, account_json, timestamp
 from dockyard.control import signup
 from dockyard.control.context import Platform
@@ -35,7 +35,8 @@ class VerifyBody(BaseModel):
 
 @router.post("/signups", status_code=202)
 def create_signup(body: SignupBody, plat: PlatformDep, request: Request) -> JSONResponse:
-    message = signup.start(plat, body.email, body.name, context=request_context(request))
+    with uniform_time(request):
+        message = signup.start(plat, body.email, body.name, context=request_context(request))
     return JSONResponse({"email": body.email.strip().lower(), "message": message}, status_code=202)
 
 
