@@ -1144,3 +1144,68 @@ def test_a_new_dyno_starts_and_is_reported_up_without_waiting_for_a_round(
     assert http_ok(dyno.address)
     text = log_text(settings)
     assert "heroku[web.1]: State changed from starting to up" in text
+
+
+# -- starts prepared ahead ---------------------------------------------------------------------------
+
+
+class PreparingRuntime(ProcessRuntime):
+    """The process runtime with the optional ``prepare``/``prepared`` of runtimes that can do part of a
+    start ahead (runc): a prepared spec is only noted, and ``start`` says which starts were prepared."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.ahead: dict[str, DynoSpec] = {}
+        self.started_prepared: list[str] = []
+        self.discarded: list[str] = []
+
+    def prepare(self, spec: DynoSpec) -> None:
+        self.ahead[spec.id] = spec
+
+    def prepared(self) -> list[DynoSpec]:
+        return list(self.ahead.values())
+
+    def start(self, spec: DynoSpec) -> RunningDyno:
+        if self.ahead.pop(spec.id, None) == spec:
+            self.started_prepared.append(spec.id)
+        return super().start(spec)
+
+    def stop(self, dyno_id: str, *, timeout: float) -> None:
+        if self.ahead.pop(dyno_id, None) is not None:
+            self.discarded.append(dyno_id)
+        super().stop(dyno_id, timeout=timeout)
+
+
+def test_a_sleeping_dyno_is_prepared_ahead_and_its_wake_starts_the_prepared_one(
+    agent_settings: Settings, plane: FakeDataPlane, clock: ShiftedClock, slug: str
+) -> None:
+    runtime = PreparingRuntime(agent_settings)
+    plane.desired = [replace(want(slug, 1), size="eco")]
+
+    async def scenario() -> None:
+        manager = manager_for(agent_settings, runtime, plane, clock)
+        RequestLog(agent_settings.last_request_dir).touch(APP_ID, clock.now())
+        await rounds_until(manager, lambda: all_up(plane, "web.1"))
+        assert runtime.ahead == {}  # nothing is foreseen while it runs
+        clock.advance(31 * 60)
+        await rounds_until(manager, lambda: plane.last["web.1"].state == "idle")
+        await manager.settle()
+        await manager.tick()
+        (first,) = runtime.prepared()
+        assert (first.name, first.size, dict(first.env)) == ("web.1", "eco", {"GREETING": "hi"})
+        plane.desired = [replace(want(slug, 1, env={"GREETING": "hello"}), size="eco")]
+        await manager.tick()  # a config change while asleep: prepared again as wanted now
+        (second,) = runtime.prepared()
+        assert runtime.discarded == [first.id]
+        assert dict(second.env) == {"GREETING": "hello"}
+        RequestLog(agent_settings.last_request_dir).touch(APP_ID, clock.now())
+        await rounds_until(manager, lambda: all_up(plane, "web.1"))
+        assert runtime.started_prepared == [second.id]
+        assert [d.spec.id for d in runtime.list()] == [second.id]
+        assert runtime.prepared() == []
+        await manager.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        clean_up(runtime)

@@ -53,6 +53,8 @@ from dockyard.agent.reconcile import (
     SlotKey,
     SlotState,
     StopReason,
+    fingerprint,
+    foreseen,
     is_managed_elsewhere,
     is_one_off,
     plan,
@@ -84,6 +86,10 @@ COMMAND_LABEL = "dockyard.command"
 """The ``DynoSpec.labels`` key holding a one-off dyno's command as asked (its spec may wrap it)."""
 ATTACH_LABEL = "dockyard.attach"
 TTL_LABEL = "dockyard.time-to-live"
+PREPARE_AHEAD = 10.0
+"""Seconds before a crashed dyno's back-off ends that the runtime prepares its start."""
+PREPARED_MAX = 8
+"""Dynos prepared ahead at once on this host (with runc each holds about 10 MB: runc's waiting init)."""
 
 
 class DataPlane(Protocol):
@@ -149,6 +155,10 @@ class DynoManager:
         self.one_offs_path = settings.state_dir / "one-offs-started.json"
         self._one_offs_started: set[str] = set()
         self._saved_one_offs: set[str] = set()
+        self._prepared: dict[SlotKey, DynoSpec] | None = None
+        """Dynos the runtime prepared for a foreseen start (``_keep_prepared``); None until adopted."""
+        self._unpreparable: dict[SlotKey, Any] = {}
+        """Slots whose preparation failed, with the fingerprint it failed for (not tried again)."""
         self._load_cache()
         self._load_offsets()
         self._load_one_offs()
@@ -223,6 +233,7 @@ class DynoManager:
         self._release_terminals(listed)  # before starting: a new dyno's terminal is not listed yet
         if self.desired is not None:
             await self._reconcile(self.desired, dynos)
+            await self._keep_prepared(self.desired)
         self._save_offsets()
         self._save_one_offs()
         await self._report([d for d in dynos if d.spec.id not in self._stopping])
@@ -445,7 +456,9 @@ class DynoManager:
                 self._system(spec, event.message)
 
         def known() -> set[str]:
-            return {d.spec.id for d in self.runtime.list()} | set(self._stopping)
+            prepared = getattr(self.runtime, "prepared", None)
+            ahead = {s.id for s in prepared()} if callable(prepared) else set()
+            return {d.spec.id for d in self.runtime.list()} | ahead | set(self._stopping)
 
         await asyncio.to_thread(watch.sweep, self.clock.monotonic(), known)
 
@@ -492,20 +505,7 @@ class DynoManager:
 
     async def _start(self, want: DesiredDyno, *, restarted: bool, woken: bool = False) -> None:
         one_off = want.kind == "one-off"
-        spec = DynoSpec(
-            id=want.dyno_id if one_off else str(uuid.uuid4()),
-            app_id=want.app_id,
-            app_name=want.app_name,
-            name=want.name,
-            process_type=want.process_type,
-            release_version=int(want.release_version),
-            slug_digest=want.slug_digest,
-            command=want.command,
-            env=dict(want.env),
-            size=want.size,
-            generation=want.generation,
-            labels=_labels(want),
-        )
+        spec = await self._take_prepared(want) or _spec_of(want)
         self._tombstones.pop(want.key, None)
         if one_off:
             self._one_offs_started.add(spec.id)
@@ -541,6 +541,72 @@ class DynoManager:
             tail = OutputTail.open(dyno.output_path)
             if tail is not None:
                 self._tails[spec.id] = tail
+
+    # -- prepared ahead ------------------------------------------------------------------------------
+
+    async def _keep_prepared(self, desired: Sequence[DesiredDyno]) -> None:
+        """Have the runtime prepare (its optional ``prepare``) the dynos whose start is foreseen
+        (``reconcile.foreseen``: a crashed one shortly before its back-off ends, sleeping ones), so
+        that their start is quick, and discard the prepared ones no longer foreseen as they are. One
+        new preparation a round; one that fails is not tried again for that slot and fingerprint."""
+        prepare = getattr(self.runtime, "prepare", None)
+        listed = getattr(self.runtime, "prepared", None)
+        if not callable(prepare) or not callable(listed):
+            return
+        if self._prepared is None:  # adopt what an earlier agent prepared
+            self._prepared = {}
+            for spec in await asyncio.to_thread(listed):
+                if slot_of(spec) in self._prepared:
+                    await self._discard(spec)
+                else:
+                    self._prepared[slot_of(spec)] = spec
+        web = {d.app_id for d in desired if d.kind == "formation" and d.process_type == "web"}
+        wanted = {
+            w.key: w
+            for w in foreseen(
+                desired,
+                self._slots,
+                self.clock.now(),
+                lead=PREPARE_AHEAD,
+                limit=PREPARED_MAX,
+                requests=self.requests.last_requests(web),
+            )
+        }
+        for key, spec in list(self._prepared.items()):
+            if key not in wanted or fingerprint(spec) != fingerprint(wanted[key]):
+                del self._prepared[key]
+                await self._discard(spec)
+        for key, want in wanted.items():
+            if key in self._prepared or self._unpreparable.get(key) == fingerprint(want):
+                continue
+            spec = _spec_of(want)
+            try:
+                async with self._runtime_lock:
+                    await asyncio.to_thread(prepare, spec)
+            except Exception as exc:
+                reason = exc.message if isinstance(exc, DockyardError) else repr(exc)
+                log.warning("cannot prepare %s of %s: %s", spec.name, spec.app_name, reason)
+                self._unpreparable[key] = fingerprint(want)
+            else:
+                self._prepared[key] = spec
+            break
+        self._unpreparable = {k: v for k, v in self._unpreparable.items() if k in wanted}
+
+    async def _take_prepared(self, want: DesiredDyno) -> DynoSpec | None:
+        """The dyno prepared for ``want``'s slot, when it was prepared as ``want`` is now."""
+        spec = (self._prepared or {}).pop(want.key, None)
+        if spec is None or (want.kind == "formation" and fingerprint(spec) == fingerprint(want)):
+            return spec
+        await self._discard(spec)
+        return None
+
+    async def _discard(self, spec: DynoSpec) -> None:
+        """Remove a prepared dyno (it never ran: nothing to log)."""
+        try:
+            async with self._runtime_lock:
+                await asyncio.to_thread(self.runtime.stop, spec.id, timeout=0)
+        except Exception:
+            log.exception("could not discard the prepared dyno %s (%s)", spec.name, spec.id)
 
     def _start_in_runtime(
         self, spec: DynoSpec, want: DesiredDyno
@@ -759,6 +825,24 @@ _STOP_LINES: dict[str, tuple[str, ...]] = {
     "hangup": ("The attached client went away",),
 }
 """What the dyno manager logs before ``Stopping all processes with SIGTERM``, by reason."""
+
+
+def _spec_of(want: DesiredDyno) -> DynoSpec:
+    """A new dyno for ``want`` (a one-off dyno keeps the id the control plane gave it)."""
+    return DynoSpec(
+        id=want.dyno_id if want.kind == "one-off" else str(uuid.uuid4()),
+        app_id=want.app_id,
+        app_name=want.app_name,
+        name=want.name,
+        process_type=want.process_type,
+        release_version=int(want.release_version),
+        slug_digest=want.slug_digest,
+        command=want.command,
+        env=dict(want.env),
+        size=want.size,
+        generation=want.generation,
+        labels=_labels(want),
+    )
 
 
 def _labels(want: DesiredDyno) -> dict[str, str]:
