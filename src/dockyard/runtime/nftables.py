@@ -308,6 +308,13 @@ def render_delete(config: FirewallConfig) -> str:
     return f"table inet {config.table}\ndelete table inet {config.table}\n"
 
 
+def render_block(config: FirewallConfig, address: ipaddress.IPv4Address, seconds: int) -> str:
+    """Add one address to the block set with a timeout of its own."""
+    if seconds < 1:
+        raise InvalidError(f"a block lasts at least one second, not {seconds}")
+    return f"add element inet {config.table} blocked {{ {address} timeout {seconds}s }}\n"
+
+
 def parse_blocks(document: str, default_timeout: int) -> list[Block]:
     """The entries of the block set from ``nft -j list set`` output. An entry that carries no timeout of its
     own has the set's (``default_timeout``, or the set's timeout when the document names it)."""
@@ -368,6 +375,12 @@ class Nftables:
                 f"nft could not list the block set: {result.stderr.decode(errors='replace')}"
             )
         return parse_blocks(result.text, self.config.block_duration)
+
+    def block(self, address: ipaddress.IPv4Address, seconds: int) -> None:
+        """Put an address in the block set for ``seconds`` (the router's probe detection feeds it
+        this way); an address already blocked keeps its entry. Raises ``CommandError`` when the
+        table does not exist (no dyno firewall on this host) or nft is missing."""
+        self.apply(render_block(self.config, address, seconds))
 
     def unblock(self, address: ipaddress.IPv4Address) -> None:
         """Remove an address from the block set, if it is there."""
