@@ -22,9 +22,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
+from dockyard.domain.dataplane import RouteTable
 from dockyard.errors import ConflictError, UnavailableError
 from dockyard.logs.store import FileLogStore
+from dockyard.router import tls
 from dockyard.router.accesslog import RouterLog
+from dockyard.router.cache import CacheHook, ResponseCache
+from dockyard.router.guard import Guard, GuardOptions, NftablesBlocker
 from dockyard.router.proxy import Proxy, ProxyOptions
 from dockyard.router.routes import (
     CACHE_FILE,
@@ -60,8 +64,18 @@ Bound = tuple[Listener, socket.socket]
 
 
 def listeners(settings: Settings) -> list[Listener]:
-    """Where the router listens: HTTP on ``router.host:router.port``."""
-    return [Listener(settings.router.host, settings.router.port)]
+    """Where the router listens: HTTP on ``router.host:router.port``, and HTTPS on
+    ``router.tls_port`` (a free port too when ``router.port`` is 0) unless ``router.tls`` is off
+    or the default certificate cannot be had (the log says why)."""
+    router = settings.router
+    found = [Listener(router.host, router.port)]
+    if router.tls:
+        context = tls.platform_context(settings)
+        if context is not None:
+            found.append(
+                Listener(router.host, router.tls_port if router.port else 0, "https", context)
+            )
+    return found
 
 
 def bind(listener: Listener, *, reuse_port: bool = False) -> socket.socket:
@@ -88,9 +102,10 @@ def bind(listener: Listener, *, reuse_port: bool = False) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
+            variable = "DOCKYARD_ROUTER_TLS_PORT" if listener.ssl else "DOCKYARD_ROUTER_PORT"
             raise ConflictError(
                 f"the router cannot listen on {where}: the port is in use — stop the other "
-                "server or choose another port (DOCKYARD_ROUTER_PORT)"
+                f"server or choose another port ({variable})"
             ) from exc
         raise UnavailableError(
             f"the router cannot listen on {where}: {exc.strerror or exc} — check "
@@ -140,9 +155,21 @@ class RouterServer:
             waker=waker or AgentWaker(settings.agent_socket, self.options.boot_wait),
             last_request_dir=settings.last_request_dir,
         )
+        self.guard = Guard(
+            GuardOptions.from_settings(settings), blocker=NftablesBlocker(settings.network)
+        )
+        self.proxy.guard = self.guard
+        router = settings.router
+        self.cache = ResponseCache(router.cache_max_bytes, router.cache_max_object_bytes)
+        self.cache_hook = CacheHook(self.cache)
+        self.certificates: tls.Certificates | None = None
+        """The HTTPS listener's certificates by SNI name, once it listens."""
+        self.table = RouteTable()
+        self.tls_port = 0
+        """The HTTPS port once listening; 0 when the router serves no HTTPS."""
         self.refresher = RouteRefresher(
             source,
-            self.proxy.set_table,
+            self.apply,
             cache=cache or RouteCache(settings.state_dir / CACHE_FILE),
             interval=settings.router.refresh_interval,
         )
@@ -158,26 +185,47 @@ class RouterServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def apply(self, table: RouteTable) -> None:
+        """A new route table: the proxy's, the cache's (purges), the certificates'."""
+        self.table = table
+        self.proxy.set_table(table)
+        self.cache.apply(table)
+        self.proxy.cache = self.cache_hook if any(r.cache or r.hsts for r in table.routes) else None
+        if self.certificates is not None:
+            self.certificates.update(table)
+
     async def start(self) -> None:
         self.refresher.load_cache()
         loop = asyncio.get_running_loop()
         if not self.sockets:
             self.sockets = [(listener, bind(listener)) for listener in listeners(self.settings)]
         for listener, sock in self.sockets:
+            if listener.ssl is not None:
+                self.certificates = tls.Certificates(
+                    listener.ssl, self.settings.sni_endpoints_dir, self.settings.domain
+                )
+                self.certificates.update(self.table)
             server = await loop.create_server(
                 self.proxy.connection_factory(listener.scheme),
                 sock=sock,
                 ssl=listener.ssl,
+                ssl_handshake_timeout=self.settings.router.header_timeout if listener.ssl else None,
                 backlog=BACKLOG,
             )
             self._servers.append(server)
         first = self.sockets[0]
         self.host = first[0].host
         self.port = first[1].getsockname()[1]
+        for listener, sock in self.sockets:
+            if listener.ssl is not None:
+                self.tls_port = sock.getsockname()[1]
+        self.guard.https_port = self.tls_port
         self._tasks = [
             loop.create_task(self.proxy.run_sweeper()),
             loop.create_task(self.log.run(LOG_FLUSH_INTERVAL)),
         ]
+        if self.certificates is not None and not self.settings.router.tls_cert_file:
+            self._tasks.append(loop.create_task(tls.run_renewal(self.settings, self.certificates)))
         if self.poll:
             self._tasks.append(loop.create_task(self.refresher.run()))
 
