@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 import shutil
 
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.context import STACK, Platform
 from dockyard.domain.apps import generate_app_name, validate_app_name
 from dockyard.domain.domains import default_hostname
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import ConflictError, InvalidError
 from dockyard.store.records import Account, App
 
@@ -21,6 +23,7 @@ def create_app(
     name: str | None = None,
     *,
     rng: random.Random | None = None,
+    context: RequestContext | None = None,
 ) -> App:
     """Create an app with release v1 ("Initial release") and its default domain."""
     if name is not None:
@@ -39,6 +42,7 @@ def create_app(
         tx.create_release(
             app.id, slug_id=None, config={}, description="Initial release", user_id=account.id
         )
+        audit.record_app_event(platform, "app.create", account, context, app)
     platform.log(app.id, "heroku", "api", f"Release v1 created by {account.email}")
     return app
 
@@ -60,6 +64,7 @@ def update_app(
     *,
     name: str | None = None,
     maintenance: bool | None = None,
+    context: RequestContext | None = None,
 ) -> App:
     if name is not None:
         name = validate_app_name(name)
@@ -71,6 +76,23 @@ def update_app(
         updated = tx.update_app(app.id, name=name, maintenance=maintenance)
         if name is not None and name != old_name:
             tx.rename_default_domain(app.id, default_hostname(name, platform.settings.domain))
+            audit.record_app_event(
+                platform,
+                "app.rename",
+                account,
+                context,
+                updated,
+                details={"from": old_name, "to": name},
+            )
+        if maintenance is not None and maintenance != app.maintenance:
+            audit.record_app_event(
+                platform,
+                "app.maintenance",
+                account,
+                context,
+                updated,
+                details={"maintenance": maintenance},
+            )
     if name is not None and name != old_name:
         platform.log(
             app.id, "heroku", "api", f"Rename from {old_name} to {name} by {account.email}"

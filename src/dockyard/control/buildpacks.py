@@ -23,8 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import InvalidError
 from dockyard.settings import Settings
 from dockyard.store import Tx
@@ -177,7 +179,12 @@ def list_installations(
 
 
 def replace_installations(
-    platform: Platform, account: Account, app_ref: str, references: Sequence[str]
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    references: Sequence[str],
+    *,
+    context: RequestContext | None = None,
 ) -> tuple[App, list[BuildpackInstallation]]:
     """Make ``references`` the app's whole list, in order (Heroku's PUT); all or nothing."""
     checked = canonical_list(references, platform.settings)
@@ -185,6 +192,14 @@ def replace_installations(
         app = app_for(tx, account, app_ref, "deploy")
         tx.replace_buildpacks(app.id, checked)
         installed = tx.list_buildpacks(app.id)
+        audit.record_app_event(
+            platform,
+            "buildpacks.update",
+            account,
+            context,
+            app,
+            details={"buildpacks": [url for url, _ in checked]},
+        )
     names = ", ".join(url for url, _ in checked) or "none (detect at each build)"
     platform.log(app.id, "heroku", "api", f"Set buildpacks to {names} by {account.email}")
     return app, installed

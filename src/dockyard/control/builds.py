@@ -27,12 +27,14 @@ from pathlib import Path
 from dockyard.build.archive import extract_tarball
 from dockyard.build.output import BuildOutput
 from dockyard.client.download import download
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.buildpacks import canonical_list
 from dockyard.control.context import Platform
 from dockyard.control.deploys import build_and_release, build_lock
 from dockyard.control.releasephase import FOLLOW_POLL, follow_file
 from dockyard.control.sources import local_file, signed_url, verify
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import BuildError, ConflictError, DockyardError, InvalidError
 from dockyard.store.records import Account, App, Build
 
@@ -100,6 +102,7 @@ def create_build(
     checksum: str | None = None,
     version: str | None = None,
     buildpacks: Sequence[str] | None = None,
+    context: RequestContext | None = None,
 ) -> tuple[App, Build]:
     """Record a pending build of the tarball at ``url`` and start it in the background."""
     url = _check_url(url)
@@ -114,6 +117,15 @@ def create_build(
             user_id=account.id,
             source_version=version,
             buildpacks=None if references is None else [u for u, _ in references],
+        )
+        audit.record_app_event(
+            platform,
+            "build.create",
+            account,
+            context,
+            app,
+            target=("build", build.id, ""),
+            details={"source": "build_api", "version": version},
         )
     path = output_file(platform, build.id)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.control.releases import append_release, launch, log_release
 from dockyard.domain.config import apply_changes, describe_changes
+from dockyard.domain.requests import RequestContext
 from dockyard.store.records import Account
 
 
@@ -22,9 +24,15 @@ def get_config(platform: Platform, account: Account, app_ref: str) -> dict[str, 
 
 
 def update_config(
-    platform: Platform, account: Account, app_ref: str, changes: Mapping[str, str | None]
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    changes: Mapping[str, str | None],
+    *,
+    context: RequestContext | None = None,
 ) -> dict[str, str]:
-    """Apply ``changes`` (None unsets) and release; unchanged config makes no release."""
+    """Apply ``changes`` (None unsets) and release; unchanged config makes no release. The audit event
+    names the keys and holds hashes of the new values, never the values."""
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "operate")
         current = tx.get_config(app.id)
@@ -41,6 +49,22 @@ def update_config(
             config=updated,
             description=description,
             user=account,
+        )
+        audit.record_app_event(
+            platform,
+            "config.update",
+            account,
+            context,
+            app,
+            target=("config", app.id, app.name),
+            details={
+                "changes": {
+                    key: None if value is None else audit.value_hash(app.id, key, value)
+                    for key, value in sorted(changes.items())
+                    if current.get(key) != value
+                },
+                "release": release.version,
+            },
         )
     # Only key names reach the log, never values.
     platform.log(app.id, "heroku", "api", f"{description} by {account.email}")

@@ -32,6 +32,7 @@ from dockyard.build.output import BuildOutput, human_size
 from dockyard.build.pipeline import BuildPipeline
 from dockyard.build.sources import resolve_buildpacks
 from dockyard.build.stack import HostStack, ImageStack, Stack
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.control.releases import (
@@ -41,8 +42,10 @@ from dockyard.control.releases import (
     log_release,
     plan_deploy,
     record_deploy,
+    record_release,
 )
 from dockyard.domain.releases import deploy_description
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import (
     BuildError,
     CommandError,
@@ -146,6 +149,7 @@ def deploy_push(
     *,
     buildpacks: Sequence[Buildpack] | None = None,
     git_env: Mapping[str, str] | None = None,
+    context: RequestContext | None = None,
 ) -> Release:
     """Build and release the pushed commit, or report why not on ``output`` and raise.
 
@@ -165,6 +169,15 @@ def deploy_push(
     try:
         with platform.store.transaction() as tx:
             build = tx.create_build(app.id, user_id=account.id, source_version=sha)
+            audit.record_app_event(
+                platform,
+                "build.create",
+                account,
+                context,
+                app,
+                target=("build", build.id, ""),
+                details={"source": "git", "version": sha},
+            )
         source = platform.settings.build_dir / f"source-{uuid.uuid4().hex}"
         try:
             try:
@@ -329,6 +342,7 @@ def _build_and_release(
         release = record_deploy(  # with the newest config, should it have changed meanwhile
             tx, app, plan, slug_id=slug.id, description=deploy_description(sha), user=account
         )
+        record_release(platform, account, None, app, release)
         for note in formation_notes(plan, result.process_types):
             output.detail(note)
         output.heading("Launching...")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.domain.domains import is_platform_hostname, normalize_hostname
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import InvalidError
 from dockyard.store.records import Account, App, Domain
 
@@ -24,7 +26,12 @@ def get_domain(
 
 
 def add_domain(
-    platform: Platform, account: Account, app_ref: str, hostname: str
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    hostname: str,
+    *,
+    context: RequestContext | None = None,
 ) -> tuple[App, Domain]:
     host = normalize_hostname(hostname)
     if is_platform_hostname(host, platform.settings.domain):
@@ -36,12 +43,20 @@ def add_domain(
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "manage")
         domain = tx.add_domain(app.id, host, "custom")
+        audit.record_app_event(
+            platform, "domain.add", account, context, app, target=("domain", domain.id, host)
+        )
     platform.log(app.id, "heroku", "api", f"Add {host} domain by {account.email}")
     return app, domain
 
 
 def remove_domain(
-    platform: Platform, account: Account, app_ref: str, domain_ref: str
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    domain_ref: str,
+    *,
+    context: RequestContext | None = None,
 ) -> tuple[App, Domain]:
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "manage")
@@ -52,5 +67,13 @@ def remove_domain(
                 field="hostname",
             )
         tx.delete_domain(domain.id)
+        audit.record_app_event(
+            platform,
+            "domain.remove",
+            account,
+            context,
+            app,
+            target=("domain", domain.id, domain.hostname),
+        )
     platform.log(app.id, "heroku", "api", f"Remove {domain.hostname} domain by {account.email}")
     return app, domain

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.domain.formation import (
@@ -13,6 +14,7 @@ from dockyard.domain.formation import (
     validate_quantity,
     validate_size,
 )
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import InvalidError, NotFoundError
 from dockyard.store import Tx
 from dockyard.store.records import Account, App, Dyno, FormationEntry
@@ -56,7 +58,12 @@ def get_formation(
 
 
 def update_formation(
-    platform: Platform, account: Account, app_ref: str, updates: Sequence[FormationUpdate]
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    updates: Sequence[FormationUpdate],
+    *,
+    context: RequestContext | None = None,
 ) -> tuple[App, list[FormationEntry], dict[str, str]]:
     """Apply all updates or none."""
     if not updates:
@@ -91,6 +98,21 @@ def update_formation(
             tx.update_formation(app.id, u.type, quantity=u.quantity, size=u.size) for u in checked
         ]
         commands = formation_commands(tx, app)
+        audit.record_app_event(
+            platform,
+            "formation.update",
+            account,
+            context,
+            app,
+            target=("formation", app.id, app.name),
+            details={
+                "formation": {
+                    f.type: f"{current[f.type].quantity}:{current[f.type].size} -> "
+                    f"{f.quantity}:{f.size}"
+                    for f in changed
+                }
+            },
+        )
     summary = ", ".join(f"{f.type}@{f.quantity}:{_display_size(f.size)}" for f in changed)
     platform.log(app.id, "heroku", "api", f"Scaled to {summary} by {account.email}")
     return app, changed, commands

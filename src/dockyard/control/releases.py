@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.build.output import BuildOutput
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.buildpacks import canonical_list, installed_urls
 from dockyard.control.context import Platform
@@ -43,6 +44,7 @@ from dockyard.domain.appjson import (
 from dockyard.domain.config import apply_changes
 from dockyard.domain.formation import DEFAULT_SIZE, initial_quantity
 from dockyard.domain.releases import rollback_description
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import BuildError, InvalidError
 from dockyard.runtime.base import Runtime
 from dockyard.store import Tx
@@ -110,7 +112,14 @@ def get_release(platform: Platform, account: Account, app_ref: str, release_ref:
         return tx.get_release(app.id, release_ref)
 
 
-def rollback(platform: Platform, account: Account, app_ref: str, release_ref: str) -> Release:
+def rollback(
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    release_ref: str,
+    *,
+    context: RequestContext | None = None,
+) -> Release:
     """A new release that copies an earlier release's slug and config (Heroku's rollback). Its
     release command, if any, runs in the background: the answer is the release, maybe pending."""
     with platform.store.transaction() as tx:
@@ -144,10 +153,38 @@ def rollback(platform: Platform, account: Account, app_ref: str, release_ref: st
             description=rollback_description(target.version),
             user=account,
         )
+        audit.record_app_event(
+            platform,
+            "release.rollback",
+            account,
+            context,
+            app,
+            target=("release", release.id, f"v{release.version}"),
+            details={"to_version": target.version, "release": release.version},
+        )
     platform.log(app.id, "heroku", "api", f"Rollback to v{target.version} by {account.email}")
     log_release(platform, app, release, account)
     launch(platform, app, release)
     return release
+
+
+def record_release(
+    platform: Platform,
+    account: Account | None,
+    context: RequestContext | None,
+    app: App,
+    release: Release,
+) -> None:
+    """Audit a new release (``release.create``) inside the transaction that appends it."""
+    audit.record_app_event(
+        platform,
+        "release.create",
+        account,
+        context,
+        app,
+        target=("release", release.id, f"v{release.version}"),
+        details={"release": release.version, "slug": release.slug_id, "status": release.status},
+    )
 
 
 def _collected(platform: Platform, tx: Tx, app: App, slug_id: str) -> bool:
@@ -160,7 +197,13 @@ def _collected(platform: Platform, tx: Tx, app: App, slug_id: str) -> bool:
 
 
 def release_slug(
-    platform: Platform, account: Account, app_ref: str, slug_id: str, description: str | None = None
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    slug_id: str,
+    description: str | None = None,
+    *,
+    context: RequestContext | None = None,
 ) -> Release:
     """Release an existing slug of this app with the current config (``POST /apps/{app}/releases``)."""
     with platform.store.transaction() as tx:
@@ -183,6 +226,7 @@ def release_slug(
             description=description or f"Deploy {slug.commit[:8] if slug.commit else slug.id[:8]}",
             user=account,
         )
+        record_release(platform, account, context, app, release)
     log_release(platform, app, release, account)
     launch(platform, app, release)
     return release
