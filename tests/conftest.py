@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy
 
 from dockyard._util.clock import FakeClock
+from dockyard.audit.writer import AuditWriter, WriterConfig, running
 from dockyard.control.context import Platform
 from dockyard.settings import Settings, load_settings
 from dockyard.store import SqlStore
@@ -86,7 +88,22 @@ def store(store_url: str, clock: FakeClock) -> Iterator[SqlStore]:
 
 
 @pytest.fixture
-def platform(settings: Settings, clock: FakeClock) -> Iterator[Platform]:
+def audit_writer(settings: Settings) -> Iterator[AuditWriter]:
+    """A real audit writer for ``settings`` (in a thread): audited use cases fail closed without one."""
+    with running(WriterConfig.from_settings(settings)) as writer:
+        yield writer
+
+
+@pytest.fixture
+def start_audit_writer() -> Iterator[Callable[[Settings], AuditWriter]]:
+    """Start a real audit writer for other settings (stopped after the test), for tests that open
+    their own ``Platform``."""
+    with contextlib.ExitStack() as stack:
+        yield lambda settings: stack.enter_context(running(WriterConfig.from_settings(settings)))
+
+
+@pytest.fixture
+def platform(settings: Settings, clock: FakeClock, audit_writer: AuditWriter) -> Iterator[Platform]:
     plat = Platform.open(settings, clock=clock)
     yield plat
     plat.close()

@@ -7,12 +7,13 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from dockyard._util import proc
+from dockyard.audit.writer import AuditWriter
 from dockyard.build.buildpacks import ClassicBuildpack, ProcfileBuildpack
 from dockyard.build.output import BuildOutput
 from dockyard.control.accounts import NewUser, create_user
@@ -27,6 +28,7 @@ from dockyard.errors import (
     ProcfileError,
     PushRejectedError,
 )
+from dockyard.settings import Settings
 from dockyard.slug.image import extract_image
 from dockyard.store.records import App
 from tests.conftest import make_settings
@@ -453,11 +455,17 @@ def reachable(tmp_path: Path) -> Iterator[Path]:
     ids=["fork-bomb", "disk-filler"],
 )
 def test_a_hostile_buildpack_is_stopped_and_the_current_release_stays(
-    reachable: Path, repo: Repo, tmp_path: Path, compile_body: str, message: str
+    reachable: Path,
+    repo: Repo,
+    tmp_path: Path,
+    compile_body: str,
+    message: str,
+    start_audit_writer: Callable[[Settings], AuditWriter],
 ) -> None:
     settings = make_settings(
         reachable, DOCKYARD_BUILD_MAX_PROCESSES="32", DOCKYARD_BUILD_DISK_BYTES=str(2 << 20)
     )
+    start_audit_writer(settings)
     platform = Platform.open(settings)
     try:
         owner = create_user(platform, "owner@example.com")

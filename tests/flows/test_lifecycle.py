@@ -12,6 +12,7 @@ and the ``dockyard`` command in a subprocess.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import socket
@@ -33,6 +34,7 @@ from dockyard._util.clock import SystemClock
 from dockyard._util.secretfile import ensure_secret_file
 from dockyard.agent.manager import DynoManager
 from dockyard.api.app import create_app
+from dockyard.audit.writer import WriterConfig, running
 from dockyard.client.dataplane import DataPlaneClient
 from dockyard.client.http import AsyncApiClient
 from dockyard.control.accounts import create_user
@@ -140,6 +142,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         DOCKYARD_AGENT_REFRESH_INTERVAL="0.1",
         DOCKYARD_AGENT_STOP_TIMEOUT="2",
     )
+    audit = contextlib.ExitStack()
+    audit.enter_context(running(WriterConfig.from_settings(settings)))
     platform = Platform.open(settings)
     user = create_user(platform, "dev@example.com")
     digest = build_slug(base, platform.slugs)
@@ -180,6 +184,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         api_thread.join(30)
         clean_up(ProcessRuntime(settings))
         platform.close()
+        audit.close()
 
 
 def test_dockyard_run_prints_the_output_and_exits_0(stack: Stack) -> None:

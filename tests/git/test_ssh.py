@@ -14,7 +14,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from dockyard._util import proc
 from dockyard._util.clock import FakeClock
 from dockyard.api.app import create_app
+from dockyard.audit.writer import AuditWriter
 from dockyard.auth.ratelimit import RateLimiter
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.context import Platform
@@ -33,6 +34,7 @@ from dockyard.control.keys import list_keys, remove_key
 from dockyard.errors import AccessDeniedError, NotFoundError
 from dockyard.git.repos import GitRepos
 from dockyard.git.ssh import GitCommand, GitSshServer, ensure_host_key, parse_command
+from dockyard.settings import Settings
 from dockyard.store.records import App
 from tests.conftest import make_settings
 from tests.git.conftest import WorkTree, make_app, serve
@@ -345,9 +347,14 @@ def test_pushes_are_limited_per_account_and_app_and_come_back_with_time(
 
 
 def test_a_pack_over_the_size_limit_is_refused(
-    tmp_path: Path, keys: dict[str, KeyPair], worktree: WorkTree
+    tmp_path: Path,
+    keys: dict[str, KeyPair],
+    worktree: WorkTree,
+    start_audit_writer: Callable[[Settings], AuditWriter],
 ) -> None:
-    small = Platform.open(make_settings(tmp_path / "small", DOCKYARD_BUILD_MAX_REPO_BYTES="2000"))
+    settings = make_settings(tmp_path / "small", DOCKYARD_BUILD_MAX_REPO_BYTES="2000")
+    start_audit_writer(settings)
+    small = Platform.open(settings)
     try:
         user = create_user(small, "big@example.com")
         app = make_app(small, user)
