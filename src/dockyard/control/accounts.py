@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockyard.auth.tokens import hash_token, new_api_key
+from dockyard.control import audit
 from dockyard.control.context import Platform
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import InvalidError, UnauthorizedError
 from dockyard.store.records import Account
 
@@ -32,19 +34,55 @@ def validate_email(email: str) -> str:
     return text.lower()
 
 
-def create_user(platform: Platform, email: str, name: str = "") -> NewUser:
+def create_user(
+    platform: Platform, email: str, name: str = "", *, context: RequestContext | None = None
+) -> NewUser:
+    """Create an account and its first API key; audited as ``account.create`` (by the operator when
+    ``context`` is ``audit.OPERATOR``) and ``api_key.create``."""
     email = validate_email(email)
     api_key = new_api_key()
+    context = context or RequestContext()
+    actor = audit.Actor("operator", "local") if context.auth_method == "operator" else None
     with platform.store.transaction() as tx:
         account = tx.create_account(email, name)
-        tx.add_api_key(account.id, hash_token(api_key), "created with the account")
+        key = tx.add_api_key(account.id, hash_token(api_key), "created with the account")
+        audit.record_account_event(
+            platform,
+            "account.create",
+            account,
+            context,
+            actor=actor or audit.SYSTEM_ACTOR,
+        )
+        audit.record_account_event(
+            platform,
+            "api_key.create",
+            account,
+            context,
+            actor=actor or audit.SYSTEM_ACTOR,
+            target=("api_key", key.id, key.description),
+        )
     return NewUser(account, api_key)
 
 
-def create_api_key(platform: Platform, account_id: str, description: str) -> str:
+def create_api_key(
+    platform: Platform,
+    account_id: str,
+    description: str,
+    *,
+    context: RequestContext | None = None,
+) -> str:
+    """A new API key for the account (shown once); audited, so refused while the audit log is down."""
     api_key = new_api_key()
     with platform.store.transaction() as tx:
-        tx.add_api_key(account_id, hash_token(api_key), description)
+        account = tx.get_account(account_id)
+        key = tx.add_api_key(account_id, hash_token(api_key), description)
+        audit.record_account_event(
+            platform,
+            "api_key.create",
+            account,
+            context,
+            target=("api_key", key.id, description),
+        )
     return api_key
 
 

@@ -54,6 +54,7 @@ from dockyard.store.records import Account, App
 __all__ = [
     "OPERATOR",
     "SYSTEM",
+    "SYSTEM_ACTOR",
     "Actor",
     "AuditEvent",
     "AuditReceipt",
