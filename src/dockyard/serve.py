@@ -293,11 +293,12 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     from dockyard.control.accounts import create_user
     from dockyard.control.context import Platform
+    from dockyard.domain.requests import OPERATOR
 
     platform = Platform.open(settings)
     try:
         if args.action == "create-user":
-            user = create_user(platform, args.email, args.name or "")
+            user = create_user(platform, args.email, args.name or "", context=OPERATOR)
             print(f"Created account {user.account.email}")
             print(f"API key (shown once): {user.api_key}")
             print(
