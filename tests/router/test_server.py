@@ -252,3 +252,51 @@ def test_a_timeout_that_is_not_positive_is_refused_with_its_variable_named(value
     env = {"DOCKYARD_CONFIG": os.devnull, "DOCKYARD_ROUTER_CONNECT_TIMEOUT": value}
     with pytest.raises(InvalidError, match="DOCKYARD_ROUTER_CONNECT_TIMEOUT"):
         load_settings(env)
+
+
+def test_workers_share_the_port_and_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DOCKYARD_DATA_DIR": str(tmp_path / "data"),
+        "DOCKYARD_CONFIG": os.devnull,
+        "DOCKYARD_ROUTER_PORT": str(port),
+        "DOCKYARD_ROUTER_WORKERS": "2",
+        "DOCKYARD_ROUTER_TLS": "0",
+        "DOCKYARD_API_PORT": str(_free_port()),
+    }
+    code = (
+        "from dockyard.router.server import main\n"
+        "from dockyard.settings import load_settings\n"
+        "main(load_settings())\n"
+    )
+    stderr_path = tmp_path / "stderr"
+    with stderr_path.open("wb") as stderr:
+        process = proc.spawn([sys.executable, "-c", code], env=env, stderr=stderr)
+
+    def workers() -> list[int]:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+    try:
+        _wait_for(lambda: stderr_path.read_bytes().count(b"listening on") == 2)
+        first = workers()
+        os.kill(first[0], signal.SIGKILL)
+        _wait_for(lambda: len(workers()) == 2 and first[0] not in workers())
+        statuses = [
+            httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": HOST}, timeout=5).status_code
+            for _ in range(20)
+        ]
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = stderr_path.read_text()
+    assert returncode == 0, output
+    assert len(first) == 2
+    assert statuses == [404] * 20
+    assert "2 workers sharing port(s)" in output
+    assert "starting it again" in output
+    assert output.count("router stopped") >= 2

@@ -65,13 +65,15 @@ def run_workers(
     ports = ", ".join(str(sock.getsockname()[1]) for _, sock in sets[0])
     logger.info("Dockyard router: %d workers sharing port(s) %s", count, ports)
     stopping = False
+    pids: dict[int, int] = {}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
+        for pid in pids:  # waitpid goes on after a handler: the workers' exits end it
+            _signal(pid, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    pids: dict[int, int] = {}
     try:
         for index in range(count):
             pids[_fork(settings, sets, index, worker, previous)] = index
