@@ -103,11 +103,14 @@ def update_app(
     return updated
 
 
-def delete_app(platform: Platform, account: Account, app_ref: str) -> App:
+def delete_app(
+    platform: Platform, account: Account, app_ref: str, *, context: RequestContext | None = None
+) -> App:
     """Delete the app and everything it owns; its dynos stop when the agent next reconciles."""
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "delete")
         tx.delete_app(app.id)
+        audit.record_app_event(platform, "app.delete", account, context, app)
     shutil.rmtree(platform.settings.repos_dir / f"{app.id}.git", ignore_errors=True)
     shutil.rmtree(platform.settings.cache_dir / app.id, ignore_errors=True)
     (platform.settings.build_dir / "locks" / f"{app.id}.lock").unlink(missing_ok=True)
