@@ -6,10 +6,10 @@ Rules (docs/security.md):
   only within ``STEP_UP_WINDOW`` (15 minutes) of the last full authentication — password and second factor at
   sign-in, or a second factor given again later (``Heroku-Two-Factor-Code``, ``/account/sudo``). Activity does
   not extend the window.
-- Long-lived authorizations (automation: ``dky_`` API keys, ``authorizations:create`` tokens) never prompt for
-  actions on apps; they still need the typed app name where every caller does (deletion, transfer). Changing
-  the account's own credentials (SSH keys, tokens, password, email, second factors) needs a second factor
-  with them too: a leaked automation token cannot plant a key or mint another token.
+- Long-lived authorizations (automation: ``dky_`` API keys, ``authorizations:create`` tokens) do not prompt
+  for actions on apps or SSH keys; they still need the typed app name where every caller does (deletion,
+  transfer). Creating tokens and changing the sign-in (password, email, second factors) needs a second
+  factor with them too: a leaked automation token cannot mint another token or take over the sign-in.
 - App deletion and transfer always need ``confirm`` equal to the app name.
 """
 
@@ -38,18 +38,13 @@ SensitiveAction = Literal[
     "formation.scale-to-zero",
     "billing.change",
     "app.security",
+    "account.deactivate",
 ]
 ACCOUNT_ACTIONS: frozenset[SensitiveAction] = frozenset(
-    {
-        "ssh-key.add",
-        "ssh-key.remove",
-        "token.create",
-        "password.change",
-        "email.change",
-        "mfa.change",
-    }
+    {"token.create", "password.change", "email.change", "mfa.change", "account.deactivate"}
 )
-"""Changes to the account's own credentials: step-up for every kind of credential."""
+"""Changes to the account's own sign-in credentials: step-up for every kind of credential, so a leaked
+automation token cannot mint more tokens or take over the sign-in."""
 CONFIRM_ACTIONS: frozenset[SensitiveAction] = frozenset({"app.delete", "app.transfer"})
 
 CredentialKind = Literal["session", "login", "authorization", "api-key"]
