@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from dockyard import __version__
-from dockyard.api import errors
+from dockyard.api import errors, policy
 from dockyard.api.deps import ApiState
 from dockyard.api.middleware import HerokuHeadersMiddleware
 from dockyard.api.routes import (
     account,
+    admin,
+    app_transfers,
     apps,
     buildpack_installations,
     builds,
     collaborators,
     config_vars,
+    deleted_apps,
     domains,
     dyno_sizes,
     dynos,
@@ -28,25 +31,33 @@ from dockyard.api.routes import (
     log_drains,
     log_sessions,
     login,
+    oauth,
     password_resets,
+    pre_authorizations,
     releases,
+    security,
     sessions,
     signups,
     slugs,
     sources,
+    two_factor,
 )
 from dockyard.auth.ratelimit import RateLimiter
+from dockyard.auth.stepup import PolicyError
 from dockyard.control.context import Platform
 from dockyard.control.logsessions import LogSessions
 from dockyard.errors import DockyardError
 
 ROUTERS = (
     account,
+    admin,
+    app_transfers,
     apps,
     buildpack_installations,
     builds,
     collaborators,
     config_vars,
+    deleted_apps,
     domains,
     dyno_sizes,
     dynos,
@@ -55,12 +66,16 @@ ROUTERS = (
     log_drains,
     log_sessions,
     login,
+    oauth,
     password_resets,
+    pre_authorizations,
     releases,
+    security,
     sessions,
     signups,
     slugs,
     sources,
+    two_factor,
 )
 
 
@@ -76,6 +91,7 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        dependencies=[Depends(policy.enforce)],
     )
     app.state.dockyard = ApiState(
         platform=platform,
@@ -93,6 +109,7 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     app.add_exception_handler(DockyardError, errors.handle_dockyard_error)
+    app.add_exception_handler(PolicyError, policy.handle_policy_error)
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, errors.handle_http_error)
     app.add_exception_handler(Exception, errors.handle_unexpected)
