@@ -69,7 +69,7 @@ def test_rename_and_maintenance(client: TestClient, alice: User) -> None:
 
 def test_delete_returns_the_app_and_then_it_is_gone(client: TestClient, alice: User) -> None:
     client.post("/apps", json={"name": "shop"}, headers=alice.headers)
-    deleted = client.delete("/apps/shop", headers=alice.headers)
+    deleted = client.delete("/apps/shop?confirm=shop", headers=alice.headers)
     assert deleted.status_code == 200
     assert deleted.json()["name"] == "shop"
     assert client.get("/apps/shop", headers=alice.headers).status_code == 404
@@ -81,7 +81,7 @@ def test_collaborators_may_not_delete(client: TestClient, alice: User, bob: User
     assert added.status_code == 201
     assert added.json()["user"]["email"] == bob.email
     assert client.get("/apps/shop", headers=bob.headers).status_code == 200
-    refused = client.delete("/apps/shop", headers=bob.headers)
+    refused = client.delete("/apps/shop?confirm=shop", headers=bob.headers)
     assert refused.status_code == 403
     assert refused.json()["id"] == "forbidden"
 

@@ -435,7 +435,10 @@ class PlatformClient:
         return App.from_json(self._object("PATCH", self._app(app), {"maintenance": on}))
 
     def delete_app(self, app: str) -> App:
-        return App.from_json(self._object("DELETE", self._app(app)))
+        """Soft-delete ``app``; the API wants the name typed again, which the CLI asked for."""
+        return App.from_json(
+            self._object("DELETE", f"{self._app(app)}?confirm={quote(app, safe='')}")
+        )
 
     # -- config vars ----------------------------------------------------------------------------
 
