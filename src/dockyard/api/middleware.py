@@ -33,6 +33,7 @@ class HerokuHeadersMiddleware:
             return
         given = _header(scope, b"x-request-id")
         request_id = given if given and _REQUEST_ID.match(given) else str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id  # for audit events (api.context)
         is_get = scope["method"] in ("GET", "HEAD")
         if_none_match = _header(scope, b"if-none-match") if is_get else None
         start: dict[str, Any] = {}

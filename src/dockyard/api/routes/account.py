@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform, state
 from dockyard.api.pagination import list_response
 from dockyard.api.schemas import JSON, KeyCreate, account_json, key_json
@@ -50,10 +51,11 @@ def list_keys(
 
 
 @router.post("/account/keys", status_code=201)
-def add_key(body: KeyCreate, account: AccountDep, plat: PlatformDep) -> JSONResponse:
-    return JSONResponse(
-        key_json(account, keys.add_key(plat, account, body.public_key)), status_code=201
-    )
+def add_key(
+    body: KeyCreate, account: AccountDep, plat: PlatformDep, context: ContextDep
+) -> JSONResponse:
+    added = keys.add_key(plat, account, body.public_key, context=context)
+    return JSONResponse(key_json(account, added), status_code=201)
 
 
 @router.get("/account/keys/{key}")
@@ -62,5 +64,5 @@ def key_info(key: str, account: AccountDep, plat: PlatformDep) -> JSON:
 
 
 @router.delete("/account/keys/{key}")
-def remove_key(key: str, account: AccountDep, plat: PlatformDep) -> JSON:
-    return key_json(account, keys.remove_key(plat, account, key))
+def remove_key(key: str, account: AccountDep, plat: PlatformDep, context: ContextDep) -> JSON:
+    return key_json(account, keys.remove_key(plat, account, key, context=context))

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform
 from dockyard.api.pagination import list_response
 from dockyard.api.schemas import JSON, AppCreate, AppUpdate, app_json
@@ -29,14 +30,14 @@ def list_apps(account: AccountDep, plat: PlatformDep, range_: RangeHeader = None
 
 @router.post("/apps", status_code=201)
 def create_app(
-    account: AccountDep, plat: PlatformDep, body: AppCreate | None = None
+    account: AccountDep, plat: PlatformDep, context: ContextDep, body: AppCreate | None = None
 ) -> JSONResponse:
     body = body or AppCreate()
     if body.stack not in (None, "", STACK):
         raise InvalidError(
             f"Stack {body.stack!r} is not available; this platform offers {STACK}", field="stack"
         )
-    app = apps.create_app(plat, account, body.name or None)
+    app = apps.create_app(plat, account, body.name or None, context=context)
     return JSONResponse(app_json(app, plat.settings), status_code=201)
 
 
@@ -46,14 +47,18 @@ def app_info(app: str, account: AccountDep, plat: PlatformDep) -> JSON:
 
 
 @router.patch("/apps/{app}")
-def update_app(app: str, body: AppUpdate, account: AccountDep, plat: PlatformDep) -> JSON:
-    updated = apps.update_app(plat, account, app, name=body.name, maintenance=body.maintenance)
+def update_app(
+    app: str, body: AppUpdate, account: AccountDep, plat: PlatformDep, context: ContextDep
+) -> JSON:
+    updated = apps.update_app(
+        plat, account, app, name=body.name, maintenance=body.maintenance, context=context
+    )
     return app_json(updated, plat.settings)
 
 
 @router.delete("/apps/{app}")
-def delete_app(app: str, account: AccountDep, plat: PlatformDep) -> JSON:
-    return app_json(apps.delete_app(plat, account, app), plat.settings)
+def delete_app(app: str, account: AccountDep, plat: PlatformDep, context: ContextDep) -> JSON:
+    return app_json(apps.delete_app(plat, account, app, context=context), plat.settings)
 
 
 @router.get("/users/~/apps")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform
 from dockyard.api.schemas import (
     JSON,
@@ -29,9 +30,13 @@ def list_installations(app: str, account: AccountDep, plat: PlatformDep) -> list
 
 @router.put("/apps/{app}/buildpack-installations")
 def update_installations(
-    app: str, body: BuildpackInstallationsUpdate, account: AccountDep, plat: PlatformDep
+    app: str,
+    body: BuildpackInstallationsUpdate,
+    account: AccountDep,
+    plat: PlatformDep,
+    context: ContextDep,
 ) -> list[JSON]:
     _record, found = buildpacks.replace_installations(
-        plat, account, app, [u.buildpack for u in body.updates]
+        plat, account, app, [u.buildpack for u in body.updates], context=context
     )
     return [buildpack_installation_json(b) for b in found]

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform
 from dockyard.api.pagination import list_response
 from dockyard.api.schemas import JSON, BuildCreate, build_json
@@ -47,7 +48,7 @@ def build_info(app: str, build: str, account: AccountDep, plat: PlatformDep) -> 
 
 @router.post("/apps/{app}/builds", status_code=201)
 def create_build(
-    app: str, body: BuildCreate, account: AccountDep, plat: PlatformDep
+    app: str, body: BuildCreate, account: AccountDep, plat: PlatformDep, context: ContextDep
 ) -> JSONResponse:
     record, created = builds.create_build(
         plat,
@@ -57,6 +58,7 @@ def create_build(
         checksum=body.source_blob.checksum,
         version=body.source_blob.version,
         buildpacks=None if body.buildpacks is None else [b.url for b in body.buildpacks],
+        context=context,
     )
     return JSONResponse(_json(plat, record, created), status_code=201)
 

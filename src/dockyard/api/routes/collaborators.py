@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform
 from dockyard.api.pagination import list_response
 from dockyard.api.schemas import JSON, CollaboratorCreate, collaborator_json
@@ -32,9 +33,9 @@ def list_collaborators(
 
 @router.post("/apps/{app}/collaborators", status_code=201)
 def add_collaborator(
-    app: str, body: CollaboratorCreate, account: AccountDep, plat: PlatformDep
+    app: str, body: CollaboratorCreate, account: AccountDep, plat: PlatformDep, context: ContextDep
 ) -> JSONResponse:
-    record, added = collaborators.add_collaborator(plat, account, app, body.user)
+    record, added = collaborators.add_collaborator(plat, account, app, body.user, context=context)
     return JSONResponse(collaborator_json(record, added), status_code=201)
 
 
@@ -46,7 +47,9 @@ def collaborator_info(app: str, collaborator: str, account: AccountDep, plat: Pl
 
 @router.delete("/apps/{app}/collaborators/{collaborator}")
 def remove_collaborator(
-    app: str, collaborator: str, account: AccountDep, plat: PlatformDep
+    app: str, collaborator: str, account: AccountDep, plat: PlatformDep, context: ContextDep
 ) -> JSON:
-    record, removed = collaborators.remove_collaborator(plat, account, app, collaborator)
+    record, removed = collaborators.remove_collaborator(
+        plat, account, app, collaborator, context=context
+    )
     return collaborator_json(record, removed)

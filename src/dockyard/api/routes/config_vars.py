@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform
 from dockyard.control import config, releases
 from dockyard.control.context import Platform
@@ -27,8 +28,9 @@ def update_config(
     changes: Annotated[dict[str, str | None], Body()],
     account: AccountDep,
     plat: PlatformDep,
+    context: ContextDep,
 ) -> dict[str, str]:
-    return config.update_config(plat, account, app, changes)
+    return config.update_config(plat, account, app, changes, context=context)
 
 
 @router.get("/apps/{app}/releases/{release}/config-vars")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform
 from dockyard.api.pagination import list_response
 from dockyard.api.schemas import JSON, DomainCreate, domain_json
@@ -34,9 +35,9 @@ def list_domains(
 
 @router.post("/apps/{app}/domains", status_code=201)
 def add_domain(
-    app: str, body: DomainCreate, account: AccountDep, plat: PlatformDep
+    app: str, body: DomainCreate, account: AccountDep, plat: PlatformDep, context: ContextDep
 ) -> JSONResponse:
-    record, domain = domains.add_domain(plat, account, app, body.hostname)
+    record, domain = domains.add_domain(plat, account, app, body.hostname, context=context)
     return JSONResponse(domain_json(record, domain, plat.settings), status_code=201)
 
 
@@ -47,6 +48,8 @@ def domain_info(app: str, domain: str, account: AccountDep, plat: PlatformDep) -
 
 
 @router.delete("/apps/{app}/domains/{domain}")
-def remove_domain(app: str, domain: str, account: AccountDep, plat: PlatformDep) -> JSON:
-    record, removed = domains.remove_domain(plat, account, app, domain)
+def remove_domain(
+    app: str, domain: str, account: AccountDep, plat: PlatformDep, context: ContextDep
+) -> JSON:
+    record, removed = domains.remove_domain(plat, account, app, domain, context=context)
     return domain_json(record, removed, plat.settings)

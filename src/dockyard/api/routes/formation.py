@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform
 from dockyard.api.pagination import list_response
 from dockyard.api.schemas import JSON, FormationBatch, FormationTypeUpdate, formation_json
@@ -33,10 +34,12 @@ def list_formation(
 
 @router.patch("/apps/{app}/formation")
 def batch_update(
-    app: str, body: FormationBatch, account: AccountDep, plat: PlatformDep
+    app: str, body: FormationBatch, account: AccountDep, plat: PlatformDep, context: ContextDep
 ) -> list[JSON]:
     updates = [FormationUpdate(u.type, u.quantity, u.size) for u in body.updates]
-    record, entries, commands = formation.update_formation(plat, account, app, updates)
+    record, entries, commands = formation.update_formation(
+        plat, account, app, updates, context=context
+    )
     return [formation_json(record, e, commands.get(e.type, "")) for e in entries]
 
 
@@ -48,8 +51,15 @@ def formation_info(app: str, ptype: str, account: AccountDep, plat: PlatformDep)
 
 @router.patch("/apps/{app}/formation/{ptype}")
 def update_type(
-    app: str, ptype: str, body: FormationTypeUpdate, account: AccountDep, plat: PlatformDep
+    app: str,
+    ptype: str,
+    body: FormationTypeUpdate,
+    account: AccountDep,
+    plat: PlatformDep,
+    context: ContextDep,
 ) -> JSON:
     update = FormationUpdate(ptype, body.quantity, body.size)
-    record, entries, commands = formation.update_formation(plat, account, app, [update])
+    record, entries, commands = formation.update_formation(
+        plat, account, app, [update], context=context
+    )
     return formation_json(record, entries[0], commands.get(ptype, ""))

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform
 from dockyard.api.pagination import list_response
 from dockyard.api.schemas import JSON, ReleaseCreate, release_json
@@ -60,12 +61,15 @@ def release_info(app: str, release: str, account: AccountDep, plat: PlatformDep)
 
 @router.post("/apps/{app}/releases", status_code=201)
 def create_release(
-    app: str, body: ReleaseCreate, account: AccountDep, plat: PlatformDep
+    app: str, body: ReleaseCreate, account: AccountDep, plat: PlatformDep, context: ContextDep
 ) -> JSONResponse:
     if body.release is not None:
-        created = releases.rollback(plat, account, app, str(body.release).removeprefix("v"))
+        version = str(body.release).removeprefix("v")
+        created = releases.rollback(plat, account, app, version, context=context)
     elif body.slug is not None:
-        created = releases.release_slug(plat, account, app, body.slug, body.description)
+        created = releases.release_slug(
+            plat, account, app, body.slug, body.description, context=context
+        )
     else:
         raise InvalidError(
             'Give "slug" to release a slug or "release" to roll back to a release', field="slug"
