@@ -96,3 +96,36 @@ def test_an_unlimited_pids_cgroup_has_no_limit(tmp_path: Path) -> None:
     assert usage is not None
     assert usage.pids_limit is None
     assert usage.memory_swap_limit_bytes == -1
+
+
+def test_usage_with_peak_reports_the_most_the_cgroup_held(tmp_path: Path) -> None:
+    """For a dyno whose processes have ended (killed at its hard line): what R15 reports."""
+    write_cgroup(
+        tmp_path,
+        "d3",
+        {
+            "memory.stat": "total_rss 4096\n",
+            "memory.oom_control": "oom_kill 1\n",
+            "memory.limit_in_bytes": "1073741824\n",
+            "memory.max_usage_in_bytes": "1073700000\n",
+            "memory.failcnt": "3\n",
+            "pids.current": "0\n",
+            "pids.max": "256\n",
+        },
+    )
+    ended = cgroups.read_usage("d3", root=tmp_path, peak=True)
+    running = cgroups.read_usage("d3", root=tmp_path)
+    assert ended is not None and running is not None
+    assert (ended.memory_bytes, running.memory_bytes) == (1073700000, 4096)
+
+
+def test_swap_and_swap_accounting_are_read_from_the_host(tmp_path: Path) -> None:
+    swaps = tmp_path / "swaps"
+    swaps.write_text("Filename\tType\tSize\tUsed\tPriority\n")
+    assert not cgroups.swap_active(swaps)
+    swaps.write_text(swaps.read_text() + "/swapfile\tfile\t1048572\t0\t-2\n")
+    assert cgroups.swap_active(swaps)
+    assert not cgroups.memsw_supported(tmp_path)
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.memsw.limit_in_bytes").write_text("max\n")
+    assert cgroups.memsw_supported(tmp_path)

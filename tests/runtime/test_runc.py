@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dockyard._util import proc
 from dockyard.errors import DynoError
 from dockyard.runtime import cgroups
 from dockyard.runtime.runc import RuncRuntime, listening_ports, memory_limits, swap_active
@@ -233,3 +237,68 @@ def test_a_second_dyno_with_the_same_id_is_refused(env: tuple[RuncRuntime, str])
 def leftovers(runtime: RuncRuntime) -> list[str]:
     """What the runtime keeps in its dynos directory (nothing, after a failed start)."""
     return sorted(p.name for p in runtime.root.iterdir()) if runtime.root.is_dir() else []
+
+
+# -- prepared ahead ----------------------------------------------------------------------------------
+
+
+def runc_status(runtime: RuncRuntime, dyno_id: str) -> str:
+    result = proc.run(["runc", "--root", runtime.runc_root, "state", dyno_id], check=False)
+    return str(json.loads(result.stdout)["status"]) if result.returncode == 0 else "gone"
+
+
+def test_a_prepared_dyno_runs_nothing_until_started_then_runs_as_any_dyno(
+    env: tuple[RuncRuntime, str],
+) -> None:
+    runtime, slug = env
+    dyno = spec(slug, "echo started; exec python3 app.py")
+    runtime.prepare(dyno)
+    assert (runtime.list(), runtime.prepared()) == ([], [dyno])
+    assert runc_status(runtime, dyno.id) == "created"
+    assert (runtime.root / dyno.id / "output.log").read_text() == ""
+    started = runtime.start(dyno)
+    assert (started.spec, started.state) == (dyno, "running")
+    assert runtime.prepared() == []
+    assert runc_status(runtime, dyno.id) == "running"
+    wait_for(lambda: runtime.listening(dyno.id), what="the app binding $PORT")
+    assert output_of(runtime, dyno.id).startswith("started\n")
+
+
+def test_a_prepared_dyno_reports_its_command_s_exit_status(env: tuple[RuncRuntime, str]) -> None:
+    runtime, slug = env
+    dyno = spec(slug, "echo bye; exit 3")
+    runtime.prepare(dyno)
+    assert run_to_end(runtime, dyno) == (3, "bye\n")
+
+
+def test_prepared_dynos_are_discarded_by_stop_and_by_release_unused_of_their_slug(
+    env: tuple[RuncRuntime, str],
+) -> None:
+    runtime, slug = env
+    first, second = spec(slug, "exec sleep 60"), spec(slug, "exec sleep 60", name="web.2")
+    runtime.prepare(first)
+    runtime.prepare(second)
+    runtime.stop(first.id, timeout=5)
+    assert runtime.prepared() == [second]
+    runtime.release_unused({slug})
+    assert runtime.prepared() == [second]  # its slug is still wanted
+    runtime.release_unused(set())
+    assert runtime.prepared() == []
+    assert leftovers(runtime) == []
+    assert runtime.mounter.mounted() == set()
+    assert [p for p in mount_points() if runtime.run_root in p.parents] == [
+        runtime.stacks.mount_point(runtime.stacks.require())
+    ]
+    assert runc_status(runtime, second.id) == "gone"
+
+
+def test_a_prepared_dyno_whose_container_was_killed_starts_from_scratch(
+    env: tuple[RuncRuntime, str],
+) -> None:
+    runtime, slug = env
+    dyno = spec(slug, "python3 app.py")
+    runtime.prepare(dyno)
+    os.kill(int((runtime.root / dyno.id / "pid").read_text()), signal.SIGKILL)
+    wait_for(lambda: runc_status(runtime, dyno.id) == "stopped", what="the container's end")
+    assert runtime.start(dyno).state == "running"
+    wait_for(lambda: runtime.listening(dyno.id), what="the app binding $PORT")

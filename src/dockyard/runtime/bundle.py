@@ -49,6 +49,30 @@ NO_CAPABILITIES: dict[str, list[str]] = {
 }
 
 
+# Runs as PID 1 of the container, in /app. The command travels as "$1", never spliced into this script.
+# The INT trap keeps the launcher alive when Ctrl-C on an attached dyno's terminal interrupts the command
+# (the subshell gets the default action back), so it still records the command's status (130).
+LAUNCHER = """\
+__dyno_command=$1
+shift
+trap : INT
+for __dyno_file in .profile.d/*.sh; do
+  if [ -r "$__dyno_file" ]; then . "./$__dyno_file"; fi
+done
+unset __dyno_file
+if [ -r .profile ]; then . ./.profile; fi
+( eval "$__dyno_command" )
+__dyno_status=$?
+echo "$__dyno_status" > /run/dyno/exit-status
+exit "$__dyno_status"
+"""
+
+
+def launcher_args(command: str) -> list[str]:
+    """The container's process: ``bash`` running ``LAUNCHER`` with the Procfile ``command`` as ``$1``."""
+    return ["bash", "-c", LAUNCHER, "dyno", command]
+
+
 @dataclass(frozen=True)
 class IdMap:
     """Container ids ``0 … size-1`` are host ids ``host_base …``."""

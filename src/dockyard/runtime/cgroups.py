@@ -20,7 +20,7 @@ cgroup ``/dockyard/<dyno id>``:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,30 @@ def limits_for(size: DynoSize, host_cpus: int | None = None) -> Limits:
     )
 
 
+def memsw_supported(root: Path = CGROUP_ROOT) -> bool:
+    """Whether the memory cgroup can limit memory plus swap (``memory.memsw.*``: swap accounting)."""
+    return (root / "memory" / "memory.memsw.limit_in_bytes").exists()
+
+
+def swap_active(swaps: Path = Path("/proc/swaps")) -> bool:
+    """Whether the host has any swap space switched on (``/proc/swaps`` lists more than its header)."""
+    try:
+        return len(swaps.read_text(encoding="ascii").strip().splitlines()) > 1
+    except OSError:
+        return False
+
+
+def memory_limits(limits: Limits, *, swap: bool) -> Limits:
+    """Heroku's memory rules on this host. With swap, the quota is the RAM limit and memory plus swap
+    stops at twice the quota: above the quota the dyno swaps (R14), at twice it is killed (R15). Without
+    swap there is nothing to push into, so the RAM limit itself becomes twice the quota: the dyno may use
+    the R14 zone in RAM (the agent logs R14 above the quota) and the kernel kills it at twice the quota
+    (R15), instead of at the quota."""
+    if swap:
+        return limits
+    return replace(limits, memory_bytes=limits.memory_swap_bytes)
+
+
 def cgroup_path(dyno_id: str) -> str:
     """The dyno's cgroup, the same in every v1 hierarchy (absolute: not below the agent's own cgroup)."""
     return f"{CGROUP_PARENT}/{dyno_id}"
@@ -119,8 +143,10 @@ def _stat(path: Path) -> dict[str, int]:
     return values
 
 
-def read_usage(dyno_id: str, root: Path = CGROUP_ROOT) -> Usage | None:
-    """The dyno's memory and pids figures, or ``None`` when its cgroup is gone."""
+def read_usage(dyno_id: str, root: Path = CGROUP_ROOT, *, peak: bool = False) -> Usage | None:
+    """The dyno's memory and pids figures, or ``None`` when its cgroup is gone. With ``peak`` (for a dyno
+    whose processes have all ended, e.g. killed at its hard line: R15) ``memory_bytes`` is the most its
+    cgroup ever held (``memory.max_usage_in_bytes``), rather than the nothing it holds now."""
     memory = root / "memory" / cgroup_path(dyno_id).lstrip("/")
     pids = root / "pids" / cgroup_path(dyno_id).lstrip("/")
     try:
@@ -128,10 +154,11 @@ def read_usage(dyno_id: str, root: Path = CGROUP_ROOT) -> Usage | None:
         oom = _stat(memory / "memory.oom_control")
         swap_limit_file = memory / "memory.memsw.limit_in_bytes"
         pids_limit = _read_int(pids / "pids.max")
+        used = stat.get("total_rss", 0) + stat.get("total_swap", 0) + stat.get("total_shmem", 0)
+        if peak:
+            used = max(used, _read_int(memory / "memory.max_usage_in_bytes"))
         return Usage(
-            memory_bytes=stat.get("total_rss", 0)
-            + stat.get("total_swap", 0)
-            + stat.get("total_shmem", 0),
+            memory_bytes=used,
             memory_limit_bytes=_read_int(memory / "memory.limit_in_bytes"),
             memory_swap_limit_bytes=_read_int(swap_limit_file) if swap_limit_file.exists() else -1,
             swap_bytes=stat.get("total_swap", 0),
