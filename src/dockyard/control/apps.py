@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 
 from dockyard.control import audit
 from dockyard.control.access import app_for
@@ -48,8 +47,10 @@ def create_app(
 
 
 def list_apps(platform: Platform, account: Account) -> list[App]:
+    """The account's apps (owned or collaborating), without soft-deleted ones."""
     with platform.store.read() as tx:
-        return tx.list_apps(account.id)
+        deleted = tx.deleted_app_ids()
+        return [app for app in tx.list_apps(account.id) if app.id not in deleted]
 
 
 def get_app(platform: Platform, account: Account, app_ref: str) -> App:
@@ -72,6 +73,8 @@ def update_app(
         raise InvalidError("maintenance must be true or false", field="maintenance")
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "manage")
+        if name is not None and name != app.name:
+            app_for(tx, account, app_ref, "rename")  # renaming is the owner's alone
         old_name = app.name
         updated = tx.update_app(app.id, name=name, maintenance=maintenance)
         if name is not None and name != old_name:
@@ -106,13 +109,8 @@ def update_app(
 def delete_app(
     platform: Platform, account: Account, app_ref: str, *, context: RequestContext | None = None
 ) -> App:
-    """Delete the app and everything it owns; its dynos stop when the agent next reconciles."""
-    with platform.store.transaction() as tx:
-        app = app_for(tx, account, app_ref, "delete")
-        tx.delete_app(app.id)
-        audit.record_app_event(platform, "app.delete", account, context, app)
-    shutil.rmtree(platform.settings.repos_dir / f"{app.id}.git", ignore_errors=True)
-    shutil.rmtree(platform.settings.cache_dir / app.id, ignore_errors=True)
-    (platform.settings.build_dir / "locks" / f"{app.id}.lock").unlink(missing_ok=True)
-    platform.logs.delete(app.id)
-    return app
+    """Soft-delete the app (``control.deletions``): stopped and hidden at once, restorable by its owner
+    for 7 days, purged afterwards. Audited as ``app.delete``."""
+    from dockyard.control import deletions
+
+    return deletions.soft_delete(platform, account, app_ref, context=context)
