@@ -10,8 +10,10 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import AccessDeniedError, NotFoundError
 from dockyard.store.records import Account, App
 from dockyard.store.security import AppDeletion
@@ -19,7 +21,9 @@ from dockyard.store.security import AppDeletion
 RETENTION = timedelta(days=7)
 
 
-def soft_delete(platform: Platform, account: Account, app_ref: str) -> App:
+def soft_delete(
+    platform: Platform, account: Account, app_ref: str, *, context: RequestContext | None = None
+) -> App:
     """Delete the app (the owner only; the API checked step-up and the typed name)."""
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "delete")
@@ -35,6 +39,7 @@ def soft_delete(platform: Platform, account: Account, app_ref: str) -> App:
             if quantity:
                 tx.update_formation(app.id, ptype, quantity=0)
         tx.update_app(app.id, maintenance=True)
+        audit.record_app_event(platform, "app.delete", account, context, app)
     platform.log(app.id, "heroku", "api", f"Deleted by {account.email} (restorable for 7 days)")
     purge_due(platform)
     return app
@@ -63,6 +68,7 @@ def restore(platform: Platform, account: Account, app_ref: str) -> App:
             if quantity:
                 tx.update_formation(app.id, ptype, quantity=quantity)
         restored = tx.update_app(app.id, maintenance=deletion.maintenance)
+        audit.record_app_event(platform, "app.restore", account, None, restored)
     platform.log(app.id, "heroku", "api", f"Restored by {account.email}")
     return restored
 
