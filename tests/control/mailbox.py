@@ -59,7 +59,7 @@ def body(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
     text: str = part.get_content()
-    return text
+    return text.replace("\r\n", "\n")
 
 
 def secret_in(message: EmailMessage, prefix: str) -> str:
@@ -68,11 +68,16 @@ def secret_in(message: EmailMessage, prefix: str) -> str:
     return found.group(1)
 
 
-def start_mailbox() -> Mailbox:
-    box = Mailbox(controller=None, url="")  # type: ignore[arg-type]
-    with socket.socket() as probe:  # a free port (aiosmtpd cannot start on port 0)
+def free_port() -> int:
+    with socket.socket() as probe:  # aiosmtpd cannot start on port 0
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def start_mailbox(port: int | None = None) -> Mailbox:
+    box = Mailbox(controller=None, url="")  # type: ignore[arg-type]
+    port = port or free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     box.controller = controller

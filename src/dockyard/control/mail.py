@@ -66,7 +66,7 @@ def _outbox(settings: Settings) -> Path:
 def send(platform: Platform, mail: Mail) -> Path:
     """Put ``mail`` in the outbox (durably) and wake the delivery; returns the message's file."""
     settings = platform.settings
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=policy.default)
     message["From"] = sender(settings)
     message["To"] = mail.to
     message["Subject"] = mail.subject
@@ -158,7 +158,7 @@ def deliver_pending(settings: Settings) -> int:
                     data = path.read_bytes()
                 except FileNotFoundError:
                     continue
-                message = BytesParser(policy=policy.SMTP).parsebytes(data)
+                message = BytesParser(policy=policy.default).parsebytes(data)
                 try:
                     client.send_message(message)
                 except smtplib.SMTPRecipientsRefused as exc:
