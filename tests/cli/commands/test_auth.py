@@ -30,15 +30,14 @@ def test_login_with_flags_checks_the_key_and_stores_it(
     assert stat.S_IMODE((home / ".netrc").stat().st_mode) == 0o600
 
 
-def test_login_prompts_for_email_and_hidden_key(
+def test_login_prompts_for_a_hidden_key_with_api_key_and_no_value(
     dock: Dock, fake: FakeApi, env: dict[str, str], home: Path
 ) -> None:
     _logged_out(env)
-    result = dock("login", input=f"dev@example.com\n{API_KEY}\n")
-    assert result.exit_code == 0, result.output
-    assert "Email:" in result.stderr and "API key:" in result.stderr
-    assert API_KEY not in result.output
-    assert Netrc(home / ".netrc").get("localhost") == Credentials("dev@example.com", API_KEY)
+    result = dock("login", "--email", "dev@example.com", "--api-key", "", input=f"{API_KEY}\n")
+    assert result.exit_code == 1  # an empty key is refused, never sent
+    assert "The API key is empty" in result.stderr
+    assert fake.sent() == []
 
 
 def test_then_commands_use_the_stored_key(dock: Dock, fake: FakeApi, env: dict[str, str]) -> None:

@@ -1,9 +1,10 @@
-"""``login``, ``logout``, ``auth:whoami``, ``auth:token``: the API key kept in ``~/.netrc``."""
+"""``login``, ``logout``, ``auth:whoami``, ``auth:token``: the token or API key kept in ``~/.netrc``."""
 
 from __future__ import annotations
 
 import click
 
+from dockyard.cli.commands.accounts import password_login
 from dockyard.cli.context import CliContext, pass_cli
 from dockyard.cli.netrc import Credentials
 from dockyard.errors import InvalidError, UnauthorizedError
@@ -11,16 +12,22 @@ from dockyard.errors import InvalidError, UnauthorizedError
 
 @click.command("login")
 @click.option("--email", help="Email of the account (asked for when missing).")
-@click.option("--api-key", help="API key of the account (asked for, hidden, when missing).")
+@click.option("--api-key", help="Log in with an API key instead of a password.")
+@click.option(
+    "-e", "--expires-in", type=int, help="Seconds the login token lasts (the API caps it)."
+)
 @pass_cli
-def login(cli: CliContext, email: str | None, api_key: str | None) -> None:
-    """Log in with an email and an API key.
+def login(cli: CliContext, email: str | None, api_key: str | None, expires_in: int | None) -> None:
+    """Log in with your email and password (and second factor), or with --api-key.
 
-    The key is checked against the API, then stored in ~/.netrc."""
-    if not email and not api_key:
+    A password login asks the API for a token (POST /oauth/authorizations, as heroku login -i
+    does); the token or key is checked and stored in ~/.netrc."""
+    if api_key is None and not email:
         email = click.prompt("Email", err=True).strip()
-    if not api_key:
-        api_key = click.prompt("API key", hide_input=True, err=True).strip()
+    if api_key is None:
+        password = click.prompt("Password", hide_input=True, err=True)
+        api_key = password_login(cli, email or "", password, expires_in)
+    api_key = api_key.strip()
     if not api_key:
         raise InvalidError("The API key is empty — copy it from the dashboard's account page")
     account = cli.platform(api_key).account()
