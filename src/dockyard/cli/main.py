@@ -17,6 +17,7 @@ import click
 
 from dockyard import __version__
 from dockyard.cli.commands import (
+    accounts,
     apps,
     auth,
     buildpacks,
@@ -35,7 +36,21 @@ from dockyard.cli.output import ERROR_PREFIX
 from dockyard.errors import DockyardError
 
 INTERRUPTED = 130
-_TOPICS = (auth, apps, config, ps, run, releases, buildpacks, domains, logs, keys, stack, up)
+_TOPICS = (
+    auth,
+    accounts,
+    apps,
+    config,
+    ps,
+    run,
+    releases,
+    buildpacks,
+    domains,
+    logs,
+    keys,
+    stack,
+    up,
+)
 
 
 class ReportedError(click.ClickException):
