@@ -310,6 +310,17 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                 for account in tx.list_accounts():
                     print(account.email)
             return 0
+        if args.action == "outbox":
+            from dockyard.control import mail
+
+            kept = mail.read_outbox(settings)
+            if not settings.smtp.url:
+                print("No SMTP server is set (DOCKYARD_SMTP_URL): mail is kept here.")
+            print(f"{len(kept)} message(s) in {settings.outbox_dir}")
+            for message in kept:
+                print(f"\n--- {message.date}  To: {message.to}\n    {message.subject}\n")
+                print(message.body)
+            return 0
     finally:
         platform.close()
     return 2
@@ -337,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("email")
     create.add_argument("--name", default="")
     admin_sub.add_parser("list-users", help="list accounts")
+    admin_sub.add_parser("outbox", help="show the mail waiting in the outbox")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
