@@ -553,3 +553,38 @@ class LogDrainRow(Timestamps, Base):
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     token: Mapped[str] = mapped_column(String(40), unique=True)
+
+
+class SniEndpointRow(Timestamps, Base):
+    """An app's own TLS certificate (``/apps/{app}/sni-endpoints``). The chain and what was read
+    from it live here; the private key does not: it is in ``<data dir>/secrets/sni-endpoints/
+    <id>.pem`` (mode 0600) with the chain, where the router reads both."""
+
+    __tablename__ = "sni_endpoints"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(30), unique=True)
+    certificate_chain: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    """Hex SHA-256 of the leaf certificate."""
+    cert_domains: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(Text)
+    issuer: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    self_signed: Mapped[bool] = mapped_column(Boolean)
+    ca_signed: Mapped[bool] = mapped_column(Boolean)
+
+
+class RouterSettingsRow(Base):
+    """How the router treats one app: response cache, HTTPS redirect, HSTS, connection limit."""
+
+    __tablename__ = "router_settings"
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    cache: Mapped[bool] = mapped_column(Boolean, default=False)
+    https_redirect: Mapped[int] = mapped_column(Integer, default=0)
+    hsts_max_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hsts_include_subdomains: Mapped[bool] = mapped_column(Boolean, default=False)
+    hsts_preload: Mapped[bool] = mapped_column(Boolean, default=False)
+    connection_limit: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

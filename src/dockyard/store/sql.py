@@ -23,6 +23,7 @@ from dockyard.store.builds import BuildsTx
 from dockyard.store.credentials import CredentialsTx
 from dockyard.store.drains import DrainsTx
 from dockyard.store.dynos import DynosTx
+from dockyard.store.routing import RoutingTx
 from dockyard.store.security import SecurityTx
 
 _RELEASE_VERSION_ATTEMPTS = 20
@@ -93,5 +94,5 @@ class SqlStore:
         self.engine.dispose()
 
 
-class Tx(AccountsTx, AppsTx, BuildsTx, CredentialsTx, DrainsTx, DynosTx, SecurityTx):
+class Tx(AccountsTx, AppsTx, BuildsTx, CredentialsTx, DrainsTx, DynosTx, RoutingTx, SecurityTx):
     """One unit of work. Methods raise ``NotFoundError`` / ``ConflictError``, never database errors."""
