@@ -111,7 +111,7 @@ def _run_router(
     settings = Settings(
         data_dir=Path(data_dir),
         domain=DOMAIN,
-        router=RouterSettings(host="127.0.0.1", port=port, refresh_interval=3600),
+        router=RouterSettings(host="127.0.0.1", port=port, refresh_interval=3600, tls=False),
     )
     table = RouteTable(
         (
