@@ -6,6 +6,7 @@ The protocol is one JSON object per line each way, answered in order on each con
                                                      → {"ok": true, "seq": 41, "leaf_hash": "<hex>"}
     {"op": "checkpoint"}                             → {"ok": true, "note": "<signed checkpoint>"}
     {"op": "entries", "start": 0, "end": 100}        → {"ok": true, "entries": ["<entry json>", ...]}
+    {"op": "leaves", "start": 0, "end": 100}         → {"ok": true, "hashes": ["<b64>", ...]}
     {"op": "inclusion", "index": 5, "size": 100}     → {"ok": true, "hashes": ["<b64>", ...]}
     {"op": "consistency", "first": 5, "second": 100} → {"ok": true, "hashes": ["<b64>", ...]}
     {"op": "events", "keys": [...], "after": -1, "limit": 100}

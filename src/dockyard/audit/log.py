@@ -52,24 +52,47 @@ def _read_at(fd: int, size: int, offset: int) -> bytes:
 class AuditLog:
     """An append-only Merkle log on disk. Not thread-safe: the writer process serialises access."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, read_only: bool = False) -> None:
+        """Open (or create) the log. ``read_only`` opens an existing one without changing a byte
+        (for verification): a torn tail is left alone and not counted."""
         self.directory = directory
-        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        directory.chmod(DIR_MODE)
-        self._entries = _open(directory / "entries")
-        self._offsets = _open(directory / "offsets")
-        self._hashes = _open(directory / "hashes")
-        self.index = TenantIndex(directory / "index")
+        self.read_only = read_only
+        if read_only:
+            flags = os.O_RDONLY | os.O_CLOEXEC
+            self._entries = os.open(directory / "entries", flags)
+            self._offsets = os.open(directory / "offsets", flags)
+            self._hashes = os.open(directory / "hashes", flags)
+        else:
+            directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            directory.chmod(DIR_MODE)
+            self._entries = _open(directory / "entries")
+            self._offsets = _open(directory / "offsets")
+            self._hashes = _open(directory / "hashes")
+        self.index = TenantIndex(directory / "index", read_only=read_only)
         self.size = 0
         self.end = 0
         """Byte length of the committed entries."""
         self.frontier = Frontier()
-        self._recover()
+        if read_only:
+            self._measure()
+        else:
+            self._recover()
 
     def close(self) -> None:
-        self.index.flush()
+        if not self.read_only:
+            self.index.flush()
         for fd in (self._entries, self._offsets, self._hashes):
             os.close(fd)
+
+    def _measure(self) -> None:
+        data_length = os.fstat(self._entries).st_size
+        count = os.fstat(self._offsets).st_size // 8
+        while count and self.offset(count) > data_length:
+            count -= 1
+        stored = os.fstat(self._hashes).st_size // HASH_SIZE
+        self.size = min(count, merkle.leaves_covered(stored))
+        self.end = self.offset(self.size) if self.size else 0
+        self.frontier = Frontier.from_source(self, self.size)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -78,6 +101,8 @@ class AuditLog:
     ) -> list[Appended]:
         """Append ``entries`` (canonical JSON without newline) durably; ``keys`` name the tenant streams
         each one belongs to (``account:<id>``, ``app:<id>``)."""
+        if self.read_only:
+            raise PermissionError(f"{self.directory} is open read-only")
         if not entries:
             return []
         data = bytearray()
@@ -155,9 +180,10 @@ class AuditLog:
         return self.stored(0, seq)
 
     def root(self, size: int | None = None) -> bytes:
-        size = self.size if size is None else size
-        if size == self.size:
-            return self.frontier.root()
+        frontier = self.frontier  # replaced whole by append: a consistent snapshot
+        size = frontier.size if size is None else size
+        if size == frontier.size:
+            return frontier.root()
         self._check_size(size)
         return merkle.tree_root(self, size)
 
@@ -228,9 +254,10 @@ class TenantIndex:
     stream's key). Derived data: ``covered`` entries are indexed durably; at start the rest is indexed
     again from the log (numbers already present are not repeated)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, read_only: bool = False) -> None:
         self.directory = directory
-        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        if not read_only:
+            directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         self._pending: dict[str, list[int]] = {}
         self._position_file = directory / "position"
         self.durable = self._read_position()

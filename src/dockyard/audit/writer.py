@@ -242,6 +242,11 @@ class AuditWriter:
             end = min(_int(request, "end"), start + MAX_READ)
             entries = [e.decode() for e in self.log.entries(start, end)]
             return {"ok": True, "entries": entries, "size": self.log.size}
+        if op == "leaves":
+            start = _int(request, "start")
+            end = min(_int(request, "end"), start + MAX_READ, self.log.size)
+            leaves = [self.log.leaf_hash(i) for i in range(start, end)]
+            return {"ok": True, "hashes": _b64(leaves), "size": self.log.size}
         if op == "inclusion":
             index, size = _int(request, "index"), _int(request, "size")
             return {"ok": True, "hashes": _b64(self.log.inclusion_proof(index, size))}
@@ -458,28 +463,54 @@ def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 
 
+class WriterThread:
+    """A writer serving in a thread of this process (tests, benchmarks); ``stop`` is what stopping the
+    ``audit-writer`` process is to the platform."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        self.config = config
+        self.writer: AuditWriter | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> AuditWriter:
+        writer = AuditWriter(self.config)
+        ready = threading.Event()
+        loop = asyncio.new_event_loop()
+        stop = asyncio.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(writer.serve(stop, ready))
+
+        self.writer, self._loop, self._stop = writer, loop, stop
+        self._thread = threading.Thread(target=run, name="audit-writer", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise DockyardError("the audit writer did not start within 10 s")
+        return writer
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None or self._stop is None:
+            return
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self._loop.close()
+        if self.writer is not None:
+            self.writer.close()
+        self._thread = self._loop = self._stop = None
+
+
 @contextlib.contextmanager
 def running(config: WriterConfig) -> Iterator[AuditWriter]:
     """Run a writer in a thread of this process until the block ends (tests, benchmarks)."""
-    writer = AuditWriter(config)
-    ready = threading.Event()
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(writer.serve(stop, ready))
-
-    thread = threading.Thread(target=run, name="audit-writer", daemon=True)
-    thread.start()
-    ready.wait(10)
+    thread = WriterThread(config)
+    writer = thread.start()
     try:
         yield writer
     finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-        loop.close()
-        writer.close()
+        thread.stop()
 
 
 def main(settings: Settings) -> None:

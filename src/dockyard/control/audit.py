@@ -36,8 +36,11 @@ New names may be added; keep to this shape and list them in docs/audit.md:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
+from dockyard.audit.client import SocketAuditTrail
 from dockyard.audit.event import (
     SYSTEM_ACTOR,
     Actor,
@@ -47,8 +50,11 @@ from dockyard.audit.event import (
     Outcome,
     value_hash,
 )
+from dockyard.audit.merkle import leaf_hash
+from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.domain.requests import OPERATOR, SYSTEM, RequestContext
+from dockyard.errors import AccessDeniedError
 from dockyard.store.records import Account, App
 
 __all__ = [
@@ -158,3 +164,163 @@ def record_account_event(
             details=details,
         ),
     )
+
+
+# --- reading the log: tenants (their account and apps), operators (everything), the public ---------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry as stored (``raw``, the exact bytes hashed into the tree) with its inclusion proof in
+    the tree of ``EventPage.size`` entries."""
+
+    seq: int
+    raw: str
+    proof: list[str]
+
+    @property
+    def fields(self) -> dict[str, object]:
+        decoded: dict[str, object] = json.loads(self.raw)
+        return decoded
+
+    @property
+    def leaf_hash(self) -> str:
+        return leaf_hash(self.raw.encode()).hex()
+
+
+@dataclass(frozen=True)
+class EventPage:
+    checkpoint: str
+    """The signed checkpoint the proofs lead to (its tree size is ``size``)."""
+    size: int
+    events: list[AuditEntry]
+
+    @property
+    def next_before(self) -> int | None:
+        """Pass as ``before`` for the next (older) page; ``None`` when this page is the last."""
+        return self.events[-1].seq if self.events else None
+
+
+def reader(platform: Platform) -> SocketAuditTrail:
+    """The writer's socket, for reading (the platform's trail when it is the socket one)."""
+    if isinstance(platform.audit, SocketAuditTrail):
+        return platform.audit
+    return SocketAuditTrail(
+        platform.settings.audit_socket, timeout=platform.settings.audit.append_timeout
+    )
+
+
+def is_operator(platform: Platform, account: Account) -> bool:
+    """Accounts listed in ``audit.operators`` read every account's events."""
+    operators = {e.strip().lower() for e in platform.settings.audit.operators.split(",")}
+    return account.email.lower() in operators - {""}
+
+
+def checkpoint(platform: Platform) -> str:
+    """The newest signed checkpoint (signed now if entries were appended since the last one)."""
+    return str(reader(platform).call({"op": "checkpoint"})["note"])
+
+
+def log_key(platform: Platform) -> str:
+    """The log's verifier key (``<origin>+<hex id>+<base64 key>``): pin it in witnesses and verifiers."""
+    return str(reader(platform).call({"op": "checkpoint"})["vkey"])
+
+
+def cosigned(platform: Platform) -> list[str]:
+    """The newest checkpoint each known witness cosigned."""
+    notes = reader(platform).call({"op": "cosigned"})["notes"]
+    return [str(n) for n in notes] if isinstance(notes, list) else []
+
+
+def add_cosignature(platform: Platform, note: str) -> None:
+    """Keep a witness's cosigned checkpoint (``InvalidError`` unless it verifies)."""
+    reader(platform).call({"op": "cosign", "note": note})
+
+
+def consistency_proof(platform: Platform, first: int, second: int) -> list[str]:
+    hashes = reader(platform).call({"op": "consistency", "first": first, "second": second})
+    return [str(h) for h in _list(hashes["hashes"])]
+
+
+def leaf_hashes(platform: Platform, start: int, end: int) -> list[str]:
+    """The stored leaf hashes of entries ``start`` to ``end - 1`` (at most 10,000), base64."""
+    answer = reader(platform).call({"op": "leaves", "start": start, "end": end})
+    return [str(h) for h in _list(answer["hashes"])]
+
+
+def inclusion_proof(platform: Platform, index: int, size: int) -> list[str]:
+    hashes = reader(platform).call({"op": "inclusion", "index": index, "size": size})
+    return [str(h) for h in _list(hashes["hashes"])]
+
+
+def account_events(
+    platform: Platform, account: Account, *, before: int | None = None, limit: int = 100
+) -> EventPage:
+    """Events of ``account`` (about it, or done by it) and of every app it owns or collaborates on."""
+    with platform.store.read() as tx:
+        apps = tx.list_apps(account.id)
+    keys = [f"account:{account.id}", *(f"app:{app.id}" for app in apps)]
+    return _events(platform, keys, before, limit)
+
+
+def app_events(
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    *,
+    before: int | None = None,
+    limit: int = 100,
+) -> EventPage:
+    """Events of one app the account may read."""
+    with platform.store.read() as tx:
+        app = app_for(tx, account, app_ref)
+    return _events(platform, [f"app:{app.id}"], before, limit)
+
+
+def all_events(
+    platform: Platform, account: Account, *, before: int | None = None, limit: int = 100
+) -> EventPage:
+    """Every event: operators only (``audit.operators``)."""
+    require_operator(platform, account)
+    return _events(platform, None, before, limit)
+
+
+def require_operator(platform: Platform, account: Account) -> None:
+    if not is_operator(platform, account):
+        raise AccessDeniedError(
+            "Only operators (listed in the audit.operators setting) may read every account's "
+            "audit events; your own are at /account/audit-events"
+        )
+
+
+def export_entries(platform: Platform, account: Account, start: int = 0) -> Iterator[str]:
+    """Every entry from ``start`` on, exactly as stored (one JSON object per line): operators only."""
+    require_operator(platform, account)
+    log = reader(platform)
+    position = start
+    while True:
+        answer = log.call({"op": "entries", "start": position, "end": position + 2000})
+        entries = [str(e) for e in _list(answer["entries"])]
+        if not entries:
+            return
+        yield from entries
+        position += len(entries)
+
+
+def _events(
+    platform: Platform, keys: list[str] | None, before: int | None, limit: int
+) -> EventPage:
+    request: dict[str, object] = {"op": "events", "keys": keys, "limit": limit}
+    if before is not None:
+        request["before"] = before
+    answer = reader(platform).call(request)
+    events = [
+        AuditEntry(int(str(e["seq"])), str(e["entry"]), [str(h) for h in _list(e["proof"])])
+        for e in _list(answer["events"])
+        if isinstance(e, dict)
+    ]
+    return EventPage(str(answer["checkpoint"]), int(str(answer["size"])), events)
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
