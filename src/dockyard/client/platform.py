@@ -335,6 +335,25 @@ class SshKey:
         )
 
 
+@dataclass(frozen=True)
+class LogDrain:
+    id: str
+    url: str
+    token: str
+    created_at: datetime | None
+    raw: Json = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Json) -> LogDrain:
+        return cls(
+            id=_str(data, "id"),
+            url=_str(data, "url"),
+            token=_str(data, "token"),
+            created_at=_time(data, "created_at"),
+            raw=data,
+        )
+
+
 class PlatformClient:
     """One method per Platform API endpoint the CLI uses; every failure is a ``DockyardError``."""
 
@@ -614,15 +633,22 @@ class PlatformClient:
         tail: bool = False,
         source: LogSource | None = None,
         dyno: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        grep: str | None = None,
     ) -> str:
-        """Open a log session and return its one-time ``logplex_url``."""
+        """Open a log session and return its one-time ``logplex_url``. ``since``/``until`` (a time
+        or an age such as ``2h``) search the history; ``grep`` keeps lines containing a text."""
         body: Json = {"tail": tail}
-        if lines is not None:
-            body["lines"] = lines
-        if source is not None:
-            body["source"] = source
-        if dyno is not None:
-            body["dyno"] = dyno
+        optional = {
+            "lines": lines,
+            "source": source,
+            "dyno": dyno,
+            "since": since,
+            "until": until,
+            "grep": grep,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
         data = self._object("POST", f"{self._app(app)}/log-sessions", body)
         url = data.get("logplex_url")
         if not isinstance(url, str) or not url:
@@ -637,3 +663,17 @@ class PlatformClient:
         """The lines of a log session, as they arrive."""
         for line in self.api.stream_lines("GET", logplex_url):
             yield str(line)
+
+    # -- log drains -----------------------------------------------------------------------------
+
+    def drains(self, app: str) -> list[LogDrain]:
+        return [LogDrain.from_json(item) for item in self._list(f"{self._app(app)}/log-drains")]
+
+    def add_drain(self, app: str, url: str) -> LogDrain:
+        body: Json = {"url": url}
+        return LogDrain.from_json(self._object("POST", f"{self._app(app)}/log-drains", body))
+
+    def remove_drain(self, app: str, url_or_token: str) -> LogDrain:
+        """Remove a drain by its URL, token or id."""
+        path = f"{self._app(app)}/log-drains/{_segment(url_or_token)}"
+        return LogDrain.from_json(self._object("DELETE", path))
