@@ -194,6 +194,8 @@ def create_login_authorization(
     lifetime = rules.lifetime("login", expires_in)
     now = platform.clock.now()
     with platform.store.transaction() as tx:
+        if not is_active(tx, account.id):
+            raise UnauthorizedError(INVALID)
         authorization = tx.create_authorization(
             account.id,
             kind="login",
