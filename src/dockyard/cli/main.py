@@ -19,6 +19,7 @@ from dockyard import __version__
 from dockyard.cli.commands import (
     accounts,
     apps,
+    audit,
     auth,
     buildpacks,
     config,
@@ -50,6 +51,7 @@ _TOPICS = (
     keys,
     stack,
     up,
+    audit,
 )
 
 
