@@ -151,6 +151,7 @@ def test_main_serves_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
         "DOCKYARD_CONFIG": os.devnull,
         "DOCKYARD_ROUTER_PORT": str(port),
         "DOCKYARD_ROUTER_WORKERS": "1",
+        "DOCKYARD_ROUTER_TLS": "0",  # no HTTPS port to find free
         "DOCKYARD_API_PORT": str(_free_port()),  # nothing listens: the API is down
     }
     code = (
@@ -193,6 +194,7 @@ def test_main_takes_its_timeouts_from_the_settings(tmp_path: Path) -> None:
         "DOCKYARD_ROUTER_PORT": str(port),
         "DOCKYARD_API_PORT": str(_free_port()),
         "DOCKYARD_ROUTER_WORKERS": "1",
+        "DOCKYARD_ROUTER_TLS": "0",  # no HTTPS port to find free
         "DOCKYARD_ROUTER_BOOT_WAIT": "0.1",
     }
     code = (
