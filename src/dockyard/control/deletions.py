@@ -56,13 +56,13 @@ def restore(platform: Platform, account: Account, app_ref: str) -> App:
     purge_due(platform)
     with platform.store.transaction() as tx:
         app = tx.get_app(app_ref)
-        deletion = tx.get_deletion(app.id)
-        if deletion is None:
-            raise NotFoundError(f"{app.name} is not deleted")
         if app.owner_id != account.id:
             if tx.is_collaborator(app.id, account.id):
                 raise AccessDeniedError(f"Only the owner of {app.name} can restore it")
             raise NotFoundError(f"Couldn't find that app: {app_ref}")
+        deletion = tx.get_deletion(app.id)
+        if deletion is None:
+            raise NotFoundError(f"{app.name} is not deleted")
         tx.remove_deletion(app.id)
         for ptype, quantity in deletion.formation.items():
             if quantity:
