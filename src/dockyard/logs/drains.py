@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from dockyard import __version__
 from dockyard.errors import InvalidError
@@ -209,11 +209,10 @@ class SyslogDrain(BufferedDrain, asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not isinstance(transport, asyncio.Transport):
-            transport.close()
-            return
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        self.transport = transport
+        # uvloop's transports are not registered as asyncio.Transport subclasses: cast, do not check.
+        stream = cast(asyncio.Transport, transport)
+        stream.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.transport = stream
         self._paused = False
         self.stats.connected = True
         self._flush()
