@@ -1209,3 +1209,37 @@ def test_a_sleeping_dyno_is_prepared_ahead_and_its_wake_starts_the_prepared_one(
         asyncio.run(scenario())
     finally:
         clean_up(runtime)
+
+
+def test_a_replaced_web_dyno_is_reported_gone_then_drains_before_sigterm(
+    agent_settings: Settings,
+    runtime: ProcessRuntime,
+    plane: FakeDataPlane,
+    clock: ShiftedClock,
+    slug: str,
+) -> None:
+    settings = replace(agent_settings, agent=replace(agent_settings.agent, drain_seconds=0.5))
+    plane.desired = [want(slug, release=1)]
+    seen: dict[str, object] = {}
+
+    async def scenario() -> None:
+        manager = manager_for(settings, runtime, plane, clock)
+        await rounds_until(manager, lambda: all_up(plane, "web.1"))
+        old = only_dyno(runtime)
+        plane.desired = [want(slug, release=2, env={"GREETING": "v2"})]
+        await rounds_until(manager, lambda: plane.last["web.1"].release_version == 2)
+        seen["reported"] = [(r.name, r.release_version, r.state) for r in plane.reports[-1]]
+        seen["old answers"] = http_ok(old.address)
+        seen["sigterm logged"] = "Stopping all processes with SIGTERM" in log_text(settings)
+        await manager.settle()
+        seen["old listed"] = old.spec.id in {d.spec.id for d in runtime.list()}
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert seen == {
+        "reported": [("web.1", 2, "up")],
+        "old answers": True,
+        "sigterm logged": False,
+        "old listed": False,
+    }
+    assert "heroku[web.1]: Stopping all processes with SIGTERM" in log_text(settings)

@@ -588,3 +588,21 @@ def test_running_changed_and_one_off_slots_are_not_foreseen() -> None:
         one_off.key: SlotState(_fp(one_off), since=T0, idle_since=at(1)),
     }
     assert _foreseen([running, changed, one_off], slots, now=100) == []
+
+
+# -- draining ------------------------------------------------------------------------------------
+
+
+def test_web_dynos_stopped_while_they_may_serve_drain_first_and_the_rest_stop_at_once() -> None:
+    from dockyard.agent.reconcile import StopReason, drains
+
+    web = seen(want(1), "w").dyno.spec
+    worker = seen(want(1, kind="worker"), "k").dyno.spec
+    one_off_web = seen_one_off(replace(want(9), kind="one-off", dyno_id="run-1")).dyno.spec
+    serving: tuple[StopReason, ...] = ("replaced", "cycled", "duplicate", "unwanted", "idle")
+    gone: tuple[StopReason, ...] = ("exited", "boot_timeout")
+    assert [drains(web, reason) for reason in serving] == [True] * 5
+    assert [drains(web, reason) for reason in gone] == [False, False]
+    assert [drains(worker, reason) for reason in serving] == [False] * 5
+    assert drains(one_off_web, "unwanted") is False
+    assert drains(one_off_web, "ttl") is False

@@ -16,7 +16,9 @@ starting web dyno answers:
 4. every ``agent.memory_check_interval`` reads each dyno's memory use from the runtime (R14 once
    per episode above the quota; R15 when a dyno that was over it dies of SIGKILL);
 5. plans with ``reconcile.plan`` and carries the plan out: starts first, stops in the background
-   (SIGTERM, then SIGKILL and R12 after ``agent.stop_timeout``), R10 for web dynos that do not bind
+   (SIGTERM, then SIGKILL and R12 after ``agent.stop_timeout``; a web dyno that may still be serving
+   is left out of the round's report first and gets SIGTERM ``agent.drain_seconds`` after it, once
+   the routers have dropped it: ``reconcile.drains``), R10 for web dynos that do not bind
    in time, daily cycling, ``eco`` web dynos put to sleep after ``agent.idle_timeout`` without a
    request and woken by the next one, one-off dynos run once and stopped at their time to live;
 6. reports every dyno to the control plane, with the time of the next retry of crashed ones; a failed
@@ -53,6 +55,7 @@ from dockyard.agent.reconcile import (
     SlotKey,
     SlotState,
     StopReason,
+    drains,
     fingerprint,
     foreseen,
     is_managed_elsewhere,
@@ -149,6 +152,8 @@ class DynoManager:
         self._cycling_logged: set[str] = set()
         self._started_at: dict[str, datetime] = {}
         self._round_now = asyncio.Event()
+        self._reported = asyncio.Event()
+        """Set once the current round has reported (or tried to): drains count from then."""
         self._watching = False
         self._probing: dict[str, asyncio.Task[None]] = {}
         self._wake_waiters: dict[str, list[asyncio.Future[list[dict[str, str]]]]] = {}
@@ -220,6 +225,13 @@ class DynoManager:
     async def tick(self) -> None:
         """One round: fetch, look, log, plan, act, report."""
         self._round_now.clear()
+        self._reported = reported = asyncio.Event()
+        try:
+            await self._round()
+        finally:
+            reported.set()
+
+    async def _round(self) -> None:
         if not self._watching:
             await self._refresh_desired()
         everything = await asyncio.to_thread(self.runtime.list)
@@ -640,16 +652,37 @@ class DynoManager:
         elif reason != "exited":
             for line in _STOP_LINES.get(reason, ()):
                 self._system(spec, line.format(ttl=spec.labels.get(TTL_LABEL, "")))
-            self._system(spec, "Stopping all processes with SIGTERM")
             if reason == "idle":
                 self._tombstones[slot_of(spec)] = self._report_of(dyno, "idle")
             elif reason in ("ttl", "hangup"):
                 self._tombstones[slot_of(spec)] = self._report_of(dyno, "down")
+            drain = self.settings.agent.drain_seconds if drains(spec, reason) else 0.0
+            self._stopping[spec.id] = asyncio.create_task(
+                self._stop(dyno, timeout, drain=drain, after=self._reported, announce=True)
+            )
+            return
         self._stopping[spec.id] = asyncio.create_task(self._stop(dyno, timeout))
 
-    async def _stop(self, dyno: RunningDyno, timeout: float) -> None:
+    async def _stop(
+        self,
+        dyno: RunningDyno,
+        timeout: float,
+        *,
+        drain: float = 0.0,
+        after: asyncio.Event | None = None,
+        announce: bool = False,
+    ) -> None:
+        """Stop ``dyno``; with ``drain``, first wait until the round has reported it gone
+        (``after``), then ``drain`` seconds, while the routers drop it and it finishes what it
+        serves; ``announce`` logs the SIGTERM."""
         dyno_id = dyno.spec.id
         try:
+            if drain > 0:
+                if after is not None:
+                    await after.wait()
+                await asyncio.sleep(drain)
+            if announce:
+                self._system(dyno.spec, "Stopping all processes with SIGTERM")
             stopping = asyncio.ensure_future(
                 asyncio.to_thread(self.runtime.stop, dyno_id, timeout=timeout)
             )

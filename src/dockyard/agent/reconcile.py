@@ -10,6 +10,9 @@ The rules, per formation slot (an app's ``web.1``):
 - a dyno whose release, slug, command, config, size or generation differs from the desired one is
   replaced: the new dyno starts first and the old one is stopped once the new one is up, or once the
   boot timeout has passed since the change, so web traffic never has a gap;
+- a web dyno stopped while it may still be serving (replaced, cycled, a duplicate, scaled away or
+  put to sleep: ``drains``) leaves the routers first: the agent reports it gone, lets it drain for
+  ``agent.drain_seconds``, then sends SIGTERM, so no request reaches a dyno that is going away;
 - a web dyno that does not answer on ``$PORT`` within the boot timeout is stopped (Heroku's R10) and
   counts as a crash;
 - an exited dyno is restarted: the first crash at once, then after the next delay of the back-off
@@ -47,6 +50,7 @@ __all__ = [
     "SlotState",
     "Stop",
     "StopReason",
+    "drains",
     "fingerprint",
     "foreseen",
     "is_one_off",
@@ -63,6 +67,9 @@ StopReason = Literal[
 ]
 ONE_OFF_LABEL = "dockyard.kind"
 """The ``DynoSpec.labels`` key whose value ``one-off`` marks a one-off dyno."""
+DRAINED: frozenset[StopReason] = frozenset({"replaced", "cycled", "duplicate", "unwanted", "idle"})
+"""Reasons to stop a dyno that may still be serving requests (not one that exited, never came up,
+or was one-off)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,12 @@ def slot_of(spec: DynoSpec) -> SlotKey:
 
 def is_one_off(spec: DynoSpec) -> bool:
     return spec.labels.get(ONE_OFF_LABEL) == "one-off"
+
+
+def drains(spec: DynoSpec, reason: StopReason) -> bool:
+    """Whether a dyno stopped for ``reason`` first leaves the routers and drains: a formation web
+    dyno that may still be serving."""
+    return spec.process_type == "web" and not is_one_off(spec) and reason in DRAINED
 
 
 def is_managed_elsewhere(spec: DynoSpec) -> bool:
@@ -371,6 +384,7 @@ def _best(running: Sequence[Observed]) -> Observed | None:
 
 def _age_of_change(slot: SlotState, now: datetime) -> float:
     return (now - slot.since).total_seconds()
+
 
 def foreseen(
     desired: Iterable[DesiredDyno],
