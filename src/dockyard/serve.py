@@ -310,6 +310,14 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                 for account in tx.list_accounts():
                     print(account.email)
             return 0
+        if args.action == "set-role":
+            from dockyard.control.revocation import set_role
+
+            account = set_role(platform, args.email, args.role)
+            print(f"{account.email} is now {args.role}")
+            if args.role == "admin":
+                print("Operator routes work once this account has registered a security key.")
+            return 0
         if args.action == "outbox":
             from dockyard.control import mail
 
@@ -349,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("--name", default="")
     admin_sub.add_parser("list-users", help="list accounts")
     admin_sub.add_parser("outbox", help="show the mail waiting in the outbox")
+    role = admin_sub.add_parser("set-role", help="make an account an operator (admin) or a user")
+    role.add_argument("email")
+    role.add_argument("role", choices=("admin", "user"))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
