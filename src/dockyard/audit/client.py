@@ -92,6 +92,12 @@ class SocketAuditTrail:
         for connection in idle:
             connection.close()
 
+    def __enter__(self) -> SocketAuditTrail:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def _connect(self) -> _Connection:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)

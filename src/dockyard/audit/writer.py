@@ -186,7 +186,7 @@ class AuditWriter:
         temporary.write_text(note)
         temporary.replace(self.config.directory / "checkpoint")
         self.checkpoint, self.checkpoint_note = checkpoint, note
-        self._checkpoint_at = time.monotonic()
+        self._checkpoint_at = self.config.clock.monotonic()
         return note
 
     def fresh_checkpoint(self) -> str:
@@ -197,7 +197,7 @@ class AuditWriter:
 
     def tick(self) -> None:
         """Called every second: checkpoint appends within a second, and idle logs every interval."""
-        idle = time.monotonic() - self._checkpoint_at
+        idle = self.config.clock.monotonic() - self._checkpoint_at
         if self.checkpoint.size != self.log.size or idle >= self.config.checkpoint_interval:
             self.publish_checkpoint()
         self.log.index.flush()
