@@ -584,7 +584,7 @@ class LogsSettings:
     """Size at which an app's current segment is closed (at most a quarter of max_app_bytes)."""
     min_free_bytes: int = 1 << 30
     """When the disk holding the logs has less free space, the largest apps' oldest segments go."""
-    tail_buffer_bytes: int = 1 << 20
+    tail_buffer_bytes: int = 4 << 20
     """Unsent bytes a ``logs --tail`` session may fall behind before it is cut off (L11)."""
     drain_buffer_lines: int = 1024
     """Lines a drain may hold back before the oldest are dropped (L10)."""
