@@ -29,6 +29,7 @@ from dockyard.cli.commands import (
     ps,
     releases,
     run,
+    security,
     stack,
     up,
 )
@@ -52,6 +53,7 @@ _TOPICS = (
     stack,
     up,
     audit,
+    security,
 )
 
 
