@@ -513,8 +513,16 @@ class AuthSettings:
     uniform_answer_seconds: float = 0.25
     """Logins, sign-ups and password reset requests are answered no sooner than this after they
     arrive, so the time taken does not tell whether an email has an account."""
+    mfa_grace_days: float = 14.0
+    """Days an account may work without a second factor after it was created; then only enrolling one
+    is allowed (API answer ``mfa_enrollment_required``)."""
 
     def __post_init__(self) -> None:
+        if not 0 <= self.mfa_grace_days <= 365:
+            raise InvalidError(
+                "setting auth.mfa_grace_days (DOCKYARD_AUTH_MFA_GRACE_DAYS): between 0 and 365 days",
+                field="auth.mfa_grace_days",
+            )
         for item in self.trusted_proxies.replace(",", " ").split():
             try:
                 ipaddress.ip_network(item, strict=False)
