@@ -244,8 +244,10 @@ class LogRouter:
                 data = follower.read_bytes()
                 if data:
                     self.deliver(app_id, data)
-                if follower.offset >= self.segment_bytes:
-                    self.store.rotate(app_id, min_bytes=self.segment_bytes)
+                if follower.offset >= self.segment_bytes and self.store.rotate(
+                    app_id, min_bytes=self.segment_bytes
+                ):
+                    self.store.prune(app_id, max_bytes=self.settings.max_app_bytes)
             except ValueError:
                 continue  # not an app id (a stray datagram)
             except OSError as exc:
