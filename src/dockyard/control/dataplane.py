@@ -23,10 +23,19 @@ from pathlib import Path
 
 from dockyard.control.context import Platform
 from dockyard.control.oneoff import live_one_offs
-from dockyard.domain.dataplane import Backend, DesiredDyno, DynoReport, Route, RouteTable
+from dockyard.control.router_settings import hsts_value
+from dockyard.domain.dataplane import (
+    AppCertificate,
+    Backend,
+    DesiredDyno,
+    DynoReport,
+    Route,
+    RouteTable,
+)
 from dockyard.errors import NotFoundError
 from dockyard.store import SqlStore, Tx
 from dockyard.store.records import Dyno
+from dockyard.store.routing import RouterConfig
 from dockyard.types import ProcessType, SlugDigest
 
 
@@ -128,9 +137,19 @@ def route_table(platform: Platform) -> RouteTable:
             web_states.setdefault(dyno.app_id, set()).add(dyno.state)
             if dyno.state == "up" and dyno.address:
                 backends.setdefault(dyno.app_id, []).append(Backend(dyno.name, dyno.address))
+        certificates: dict[str, list[AppCertificate]] = {}
+        for endpoint in tx.list_sni_endpoints():  # ordered by name
+            cert = endpoint.certificate
+            certificates.setdefault(endpoint.app_id, []).append(
+                AppCertificate(
+                    endpoint.id, cert.fingerprint, cert.cert_domains, cert.expires_at.isoformat()
+                )
+            )
+        router_configs = tx.list_router_configs()
         routes = []
         for app in tx.list_apps():  # ordered by name
             release = tx.current_release(app.id)
+            router = router_configs.get(app.id) or RouterConfig(app.id)
             web = [f for f in tx.list_formation(app.id) if f.type == "web"]
             quantity = web[0].quantity if web else 0
             states = web_states.get(app.id, set())
@@ -149,6 +168,12 @@ def route_table(platform: Platform) -> RouteTable:
                     crashed=quantity > 0 and "crashed" in states and not states & _SERVING,
                     error_page_url=config.get("ERROR_PAGE_URL", ""),
                     maintenance_page_url=config.get("MAINTENANCE_PAGE_URL", ""),
+                    release_version=release.version if release is not None else 0,
+                    cache=router.cache,
+                    https_redirect=router.https_redirect,
+                    hsts=hsts_value(router),
+                    connection_limit=router.connection_limit,
+                    certificates=tuple(certificates.get(app.id, ())),
                 )
             )
     return RouteTable(tuple(routes))
