@@ -25,6 +25,7 @@ from dockyard.store.records import (
     Slug,
     SshKey,
 )
+from dockyard.store.routing import RouterConfig, SniEndpoint
 
 JSON = dict[str, Any]
 _STACK_NAMESPACE = uuid.UUID("5b0c8b76-5d3c-4a5e-9a4b-6a54b0c1d2e3")
@@ -303,6 +304,46 @@ def log_drain_json(drain: LogDrain) -> JSON:
     }
 
 
+def sni_endpoint_json(app: App, endpoint: SniEndpoint, domain_ids: tuple[str, ...]) -> JSON:
+    """Heroku's SNI endpoint: ``domains`` are the ids of the app's domains it serves."""
+    cert = endpoint.certificate
+    return {
+        "app": app_ref(app),
+        "certificate_chain": cert.certificate_chain,
+        "created_at": timestamp(endpoint.created_at),
+        "display_name": None,
+        "domains": list(domain_ids),
+        "id": endpoint.id,
+        "name": endpoint.name,
+        "ssl_cert": {
+            "acm": False,
+            "ca_signed?": cert.ca_signed,
+            "cert_domains": list(cert.cert_domains),
+            "expires_at": timestamp(cert.expires_at),
+            "id": endpoint.id,
+            "issuer": cert.issuer,
+            "self_signed?": cert.self_signed,
+            "starts_at": timestamp(cert.starts_at),
+            "subject": cert.subject,
+        },
+        "updated_at": timestamp(endpoint.updated_at),
+    }
+
+
+def router_settings_json(app: App, config: RouterConfig) -> JSON:
+    """``/apps/{app}/router-settings`` (Dockyard's own resource)."""
+    return {
+        "app": app_ref(app),
+        "cache": config.cache,
+        "connection_limit": config.connection_limit or None,
+        "hsts_include_subdomains": config.hsts_include_subdomains,
+        "hsts_max_age": config.hsts_max_age,
+        "hsts_preload": config.hsts_preload,
+        "https_redirect": config.https_redirect or None,
+        "updated_at": timestamp(config.updated_at),
+    }
+
+
 # -- request bodies ---------------------------------------------------------------------------------------
 
 
@@ -399,3 +440,18 @@ class BuildpackInstallationsUpdate(Body):
 
 class LogDrainCreate(Body):
     url: str
+
+
+class SniEndpointCreate(Body):
+    certificate_chain: str
+    private_key: str
+
+
+class RouterSettingsUpdate(Body):
+    model_config = ConfigDict(extra="forbid")
+    cache: bool | None = None
+    https_redirect: int | None = None
+    hsts_max_age: int | None = None
+    hsts_include_subdomains: bool | None = None
+    hsts_preload: bool | None = None
+    connection_limit: int | None = None
