@@ -36,12 +36,15 @@ from dockyard.api.routes import (
     password_resets,
     pre_authorizations,
     releases,
+    router_settings,
     security,
     sessions,
     signups,
     slugs,
+    sni_endpoints,
     sources,
     two_factor,
+    well_known,
 )
 from dockyard.auth.ratelimit import RateLimiter
 from dockyard.auth.stepup import PolicyError
@@ -72,12 +75,15 @@ ROUTERS = (
     password_resets,
     pre_authorizations,
     releases,
+    router_settings,
     security,
     sessions,
     signups,
     slugs,
+    sni_endpoints,
     sources,
     two_factor,
+    well_known,
 )
 
 
