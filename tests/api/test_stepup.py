@@ -4,11 +4,16 @@ period; high-profile apps."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from dockyard._util.clock import FakeClock
+from dockyard.api.app import create_app
 from dockyard.control.context import Platform
 from tests.api.security_helpers import basic, bearer, member
+from tests.conftest import make_settings
 
 LOGIN = {"scope": ["global"], "description": "cli", "expires_in": 2592000}
 
@@ -149,6 +154,22 @@ def test_mfa_is_required_after_the_grace_period(
     ada = member(platform, clock, "ada@example.com")
     clock.advance(15 * 86400)
     assert client.get("/apps", headers=ada.key_headers).status_code == 200
+
+
+def test_the_grace_period_is_a_setting(tmp_path: Path, start_audit_writer: Any) -> None:
+    settings = make_settings(tmp_path / "data", DOCKYARD_AUTH_MFA_GRACE_DAYS="2")
+    start_audit_writer(settings)
+    clock = FakeClock()
+    plat = Platform.open(settings, clock=clock)
+    try:
+        with TestClient(create_app(plat, internal_token="t")) as client:
+            bob = member(plat, clock, "bob@example.com", with_totp=False)
+            clock.advance(2 * 86400 - 60)
+            assert client.get("/apps", headers=bob.key_headers).status_code == 200
+            clock.advance(60)
+            assert client.get("/apps", headers=bob.key_headers).status_code == 403
+    finally:
+        plat.close()
 
 
 def test_high_profile_apps_require_webauthn_of_collaborators(

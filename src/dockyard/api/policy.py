@@ -182,7 +182,7 @@ def _enforce(request: Request, path: str, rule: Rule | None, body: Any) -> None:
         )
     now = plat.clock.now()
     with plat.store.read() as tx:
-        enrol = mfa.enrolment_required(tx, caller.account, now)
+        enrol = mfa.enrolment_required(tx, caller.account, now, mfa.grace_period(plat))
     if enrol and not any(path == p or path.startswith(p + "/") for p in ENROLMENT_ROUTES):
         raise PolicyError(
             "Two-factor authentication is required for this account (its grace period ended): "

@@ -22,7 +22,8 @@ from dockyard.store.records import Account
 from dockyard.store.security import WebAuthnCredential
 
 MFA_GRACE_PERIOD = timedelta(days=14)
-"""Accounts without a second factor may work this long after creation; then only enrolment is allowed."""
+"""The default of ``auth.mfa_grace_days``: accounts without a second factor may work this long after
+creation; then only enrolment is allowed."""
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 SecondFactorMethod = Literal["totp", "recovery-code", "webauthn"]
 
@@ -43,17 +44,23 @@ def account_has_webauthn(tx: Tx, account_id: str) -> bool:
     return bool(tx.list_webauthn_credentials(account_id))
 
 
-def mfa_deadline(tx: Tx, account: Account) -> datetime:
+def mfa_deadline(tx: Tx, account: Account, grace: timedelta = MFA_GRACE_PERIOD) -> datetime:
     """When the grace period without a second factor ends."""
     start = tx.account_security(account.id).mfa_grace_from or account.created_at
-    return start + MFA_GRACE_PERIOD
+    return start + grace
 
 
-def enrolment_required(tx: Tx, account: Account, now: datetime) -> bool:
+def grace_period(platform: Platform) -> timedelta:
+    return timedelta(days=platform.settings.auth.mfa_grace_days)
+
+
+def enrolment_required(
+    tx: Tx, account: Account, now: datetime, grace: timedelta = MFA_GRACE_PERIOD
+) -> bool:
     """Past the grace period and still without a second factor; operators need WebAuthn at once."""
     if tx.account_security(account.id).role == "admin":
         return not account_has_webauthn(tx, account.id)
-    return now >= mfa_deadline(tx, account) and not account_has_second_factor(tx, account.id)
+    return now >= mfa_deadline(tx, account, grace) and not account_has_second_factor(tx, account.id)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ def status(platform: Platform, account: Account) -> MfaStatus:
             totp=totp is not None and totp.confirmed_at is not None,
             webauthn=tx.list_webauthn_credentials(account.id),
             recovery_codes_left=len(tx.unused_recovery_codes(account.id)),
-            required_from=mfa_deadline(tx, account),
+            required_from=mfa_deadline(tx, account, grace_period(platform)),
         )
 
 
