@@ -2,9 +2,11 @@
 a Flask app with ``requirements.txt`` (flask, gunicorn; no Procfile), through a real Dockyard.
 
 A Dockyard is started (``dockyard up``, the ``process`` dyno runtime, otherwise default settings)
-on free ports with a temporary data directory. Its parent is private (mode 0700), so buildpacks run
-as root on the host, without a build user: build users are host-wide uids that another Dockyard on
-the same host (a test run) may reclaim mid-build. **Cold** runs push to a new app each time (empty
+on free ports with a temporary data directory. Without a build stack image builds run in the uid
+sandbox: as a build user of their own when run as root (their slots are host-wide, so a test run
+on the same host does not disturb them), or as root with ``--root-builds`` (the data directory's
+parent closed to other users, as the figures before the build users' hard-linked virtualenvs were
+measured). **Cold** runs push to a new app each time (empty
 build cache: pip downloads and installs everything; the first dyno of the app starts).
 **Warm** runs change one line of ``app.py`` of one app and push again (same dependencies). While a
 push runs, the router is polled every 20 ms until the response carries the marker of the pushed
@@ -19,7 +21,7 @@ the last runs' push output with the second each line arrived.
 Prints one line:
 ``deploy: warm 1.7 s (platform 1.7 s), cold 9.8 s (platform 0.9 s), medians of 5``.
 
-    .venv/bin/python bench/deploy.py [--runs N] [--keep] [--trace]
+    .venv/bin/python bench/deploy.py [--runs N] [--keep] [--trace] [--root-builds]
 """
 
 from __future__ import annotations
@@ -315,8 +317,15 @@ def main() -> int:
     parser.add_argument(
         "--trace", action="store_true", help="also print the last runs' push output with times"
     )
+    parser.add_argument(
+        "--root-builds",
+        action="store_true",
+        help="close the data directory's parent to other users, so buildpacks run as root",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="dockyard-bench-deploy-"))
+    if not args.root_builds:
+        base.chmod(0o711)  # build users reach their scratch directories through it
     load_before = os.getloadavg()
     platform = Platform(base)
     try:
