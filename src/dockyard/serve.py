@@ -357,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("--name", default="")
     admin_sub.add_parser("list-users", help="list accounts")
     admin_sub.add_parser("outbox", help="show the mail waiting in the outbox")
-    set_role = admin_sub.add_parser("set-role", help="make an account an operator (admin) or a user")
+    set_role = admin_sub.add_parser(
+        "set-role", help="make an account an operator (admin) or a user"
+    )
     set_role.add_argument("email")
     set_role.add_argument("role", choices=("admin", "user"))
     args = parser.parse_args(argv)
