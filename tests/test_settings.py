@@ -6,6 +6,7 @@ import pytest
 
 from dockyard.errors import InvalidError
 from dockyard.settings import load_settings
+from tests.conftest import make_settings
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -61,3 +62,19 @@ def test_bad_values_and_unknown_keys_are_reported(tmp_path: Path) -> None:
         )
     with pytest.raises(InvalidError, match="does not exist"):
         load_settings({"HOME": str(tmp_path), "DOCKYARD_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_settings_survive_the_environment_of_a_child_process(tmp_path: Path) -> None:
+    """``to_env`` is how a process hands its settings to the processes it starts (the supervisor
+    to the API, agent and router; the git endpoints to the hook): loading them back gives the same
+    settings, values of every kind and of several sections included."""
+    settings = make_settings(
+        tmp_path / "data",
+        DOCKYARD_DOMAIN="paas.example",
+        DOCKYARD_API_PORT="5123",
+        DOCKYARD_ROUTER_TLS="false",
+        DOCKYARD_AGENT_DRAIN_SECONDS="0.25",
+        DOCKYARD_AGENT_CRASH_BACKOFF="1m, 2m",
+        DOCKYARD_BUILD_MAX_SLUG_BYTES="1048576",
+    )
+    assert load_settings(settings.to_env()) == settings

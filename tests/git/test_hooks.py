@@ -26,7 +26,7 @@ from dockyard.git.hooks import (
     parse_ref_lines,
     pre_receive,
 )
-from dockyard.settings import ApiSettings, Settings, load_settings
+from dockyard.settings import ApiSettings, Settings
 from tests.git.conftest import serve
 
 ZERO = "0" * 40
@@ -206,10 +206,6 @@ def test_the_hook_starts_without_the_control_plane() -> None:
     )
     result = proc.run([sys.executable, "-c", script])
     assert result.text.strip() == "[]"
-
-
-def test_settings_survive_the_environment_of_a_child_process(platform: Platform) -> None:
-    assert load_settings(platform.settings.to_env()) == platform.settings
 
 
 def test_the_module_explains_its_usage() -> None:
