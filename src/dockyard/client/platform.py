@@ -247,6 +247,44 @@ class Domain:
 
 
 @dataclass(frozen=True)
+class SniEndpoint:
+    """An app's own TLS certificate (Heroku's SNI endpoint)."""
+
+    id: str
+    name: str
+    cert_domains: tuple[str, ...]
+    domains: tuple[str, ...]
+    """Ids of the app's domains the certificate serves."""
+    subject: str
+    issuer: str
+    starts_at: datetime | None
+    expires_at: datetime | None
+    ca_signed: bool
+    self_signed: bool
+    raw: Json = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Json) -> SniEndpoint:
+        cert = data.get("ssl_cert")
+        ssl_cert: Mapping[str, Any] = cert if isinstance(cert, Mapping) else {}
+        names = ssl_cert.get("cert_domains")
+        ids = data.get("domains")
+        return cls(
+            id=_str(data, "id"),
+            name=_str(data, "name"),
+            cert_domains=tuple(str(n) for n in names) if isinstance(names, list) else (),
+            domains=tuple(str(i) for i in ids) if isinstance(ids, list) else (),
+            subject=_str(ssl_cert, "subject"),
+            issuer=_str(ssl_cert, "issuer"),
+            starts_at=_time(ssl_cert, "starts_at"),
+            expires_at=_time(ssl_cert, "expires_at"),
+            ca_signed=ssl_cert.get("ca_signed?") is True,
+            self_signed=ssl_cert.get("self_signed?") is True,
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
 class Build:
     id: str
     status: str
@@ -557,6 +595,30 @@ class PlatformClient:
     def remove_domain(self, app: str, hostname: str) -> Domain:
         path = f"{self._app(app)}/domains/{_segment(hostname)}"
         return Domain.from_json(self._object("DELETE", path))
+
+    # -- SNI endpoints (certs) --------------------------------------------------------------------
+
+    def sni_endpoints(self, app: str) -> list[SniEndpoint]:
+        return [SniEndpoint.from_json(i) for i in self._list(f"{self._app(app)}/sni-endpoints")]
+
+    def sni_endpoint(self, app: str, endpoint: str) -> SniEndpoint:
+        path = f"{self._app(app)}/sni-endpoints/{_segment(endpoint)}"
+        return SniEndpoint.from_json(self._object("GET", path))
+
+    def add_sni_endpoint(self, app: str, certificate_chain: str, private_key: str) -> SniEndpoint:
+        body = {"certificate_chain": certificate_chain, "private_key": private_key}
+        return SniEndpoint.from_json(self._object("POST", f"{self._app(app)}/sni-endpoints", body))
+
+    def update_sni_endpoint(
+        self, app: str, endpoint: str, certificate_chain: str, private_key: str
+    ) -> SniEndpoint:
+        path = f"{self._app(app)}/sni-endpoints/{_segment(endpoint)}"
+        body = {"certificate_chain": certificate_chain, "private_key": private_key}
+        return SniEndpoint.from_json(self._object("PATCH", path, body))
+
+    def remove_sni_endpoint(self, app: str, endpoint: str) -> SniEndpoint:
+        path = f"{self._app(app)}/sni-endpoints/{_segment(endpoint)}"
+        return SniEndpoint.from_json(self._object("DELETE", path))
 
     # -- builds ---------------------------------------------------------------------------------
 
