@@ -528,3 +528,23 @@ async def test_https_and_http_share_keep_alive_semantics(tmp_path: Path, backend
             await client.close()
     assert (first.status, second.status) == (200, 200)
     assert [s.path for s in backend.seen] == ["/1", "/2"]
+
+
+def test_dockyard_up_says_how_to_trust_the_new_ca_once(tmp_path: Path) -> None:
+    settings = edge_settings(tmp_path, tls_port=8443)
+    first = "\n".join(tls.install_notes(settings))
+    made = tls.ensure_platform_certificate(settings)
+    assert f"https://<app>.{DOMAIN}:8443/" in first
+    assert made.ca_fingerprint in first
+    assert "update-ca-certificates" in first and "NODE_EXTRA_CA_CERTS" in first
+    assert "/.well-known/dockyard/ca.crt" in first
+    later = "\n".join(tls.install_notes(settings))
+    assert made.ca_fingerprint in later
+    assert "update-ca-certificates" not in later
+
+
+def test_dockyard_up_says_when_https_is_off(tmp_path: Path) -> None:
+    assert tls.install_notes(edge_settings(tmp_path, tls=False)) == [
+        "  HTTPS          : off (router.tls = false)"
+    ]
+    assert not edge_settings(tmp_path).tls_ca_cert_file.exists()

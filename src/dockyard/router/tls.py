@@ -296,6 +296,45 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(partial, path)
 
 
+CA_URL_PATH = "/.well-known/dockyard/ca.crt"
+"""Where the API serves the Dockyard CA's certificate."""
+
+
+def install_notes(settings: Settings) -> list[str]:
+    """What ``dockyard up`` says about HTTPS, making the Dockyard CA and the platform's certificate
+    when they are missing: on the first start, how to trust the CA."""
+    router = settings.router
+    if not router.tls:
+        return ["  HTTPS          : off (router.tls = false)"]
+    port = "" if router.tls_port == 443 else f":{router.tls_port}"
+    apps = f"  HTTPS          : https://<app>.{settings.domain}{port}/"
+    try:
+        made = ensure_platform_certificate(settings)
+    except (OSError, ValueError) as exc:
+        return [apps, f"  !!! HTTPS is off: the platform's certificate cannot be made ({exc})"]
+    if made.ca_file is None:
+        return [f"{apps} (certificate: {made.certfile})"]
+    ca = str(made.ca_file)
+    lines = [apps, f"  Dockyard CA    : {ca}", f"                   SHA-256 {made.ca_fingerprint}"]
+    if made.created_ca:
+        lines += [
+            "  The Dockyard CA was created now. Trust it once on each machine that opens your apps,",
+            "  so browsers and tools accept their HTTPS (it vouches for nothing outside "
+            f"{settings.domain}):",
+            f"    Debian, Ubuntu : sudo cp {ca} /usr/local/share/ca-certificates/dockyard.crt"
+            " && sudo update-ca-certificates",
+            "    macOS          : sudo security add-trusted-cert -d -r trustRoot -k "
+            f"/Library/Keychains/System.keychain {ca}",
+            "    Windows        : certutil -addstore -f ROOT dockyard-ca.crt",
+            "    Firefox        : Settings, Privacy & Security, Certificates, View Certificates,"
+            " Authorities, Import",
+            f"    curl, Node, the Heroku CLI : --cacert {ca}, NODE_EXTRA_CA_CERTS={ca}",
+            f"  On other machines, download it from {settings.api_url}{CA_URL_PATH} and check",
+            "  that its SHA-256 fingerprint is the one above before trusting it.",
+        ]
+    return lines
+
+
 def platform_context(settings: Settings) -> ssl.SSLContext | None:
     """The HTTPS listener's context with the default certificate (made when missing); None, with
     the reason in the log, when it cannot be had (the router then serves plain HTTP only)."""
