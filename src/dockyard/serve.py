@@ -279,6 +279,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  git over SSH   : {settings.git_ssh_url('<app>')}")
     for line in runtime_banner(settings):
         print(line)
+    from dockyard.router.tls import install_notes  # makes the Dockyard CA on the first start
+
+    for line in install_notes(settings):
+        print(line)
     if settings.agent.runtime == "runc":
         ensure_stack(settings)
     if not accounts:
