@@ -54,9 +54,15 @@ class Report:
 
     def summary(self) -> str:
         if self.ok:
+            newer = self.checked - self.size
+            tail = (
+                f"; {newer} newer entries match their stored hashes but no signed checkpoint yet"
+                if newer > 0
+                else ""
+            )
             return (
-                f"OK: {self.checked} entries match the checkpoint of size {self.size} "
-                f"({self.checkpoints_matched} checkpoint(s) checked)"
+                f"OK: {min(self.checked, self.size)} entries match the checkpoint of size "
+                f"{self.size} ({self.checkpoints_matched} checkpoint(s) checked){tail}"
             )
         where = ""
         if self.first_bad is not None:
@@ -84,7 +90,7 @@ def verify_entries(
         report.checked += 1
         last_ts = _check_fields(report, index, raw, last_ts)
         leaf = leaf_hash(raw)
-        if stored_leaf is not None and index < checkpoint.size:
+        if stored_leaf is not None:
             stored = stored_leaf(index)
             if stored is not None and stored != leaf:
                 report.fail(

@@ -337,6 +337,8 @@ class AuditWriter:
                 await ticker
             self._fail_pending()
             socket_path.unlink(missing_ok=True)
+            if self.checkpoint.size != self.log.size:
+                self.publish_checkpoint()  # the last entries leave signed
             self.log.index.flush()
 
     def _fail_pending(self) -> None:
@@ -436,6 +438,8 @@ class AuditWriter:
             await responder
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
+        except asyncio.CancelledError:
+            pass  # the writer is stopping: this connection ends with it
         finally:
             responder.cancel()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
