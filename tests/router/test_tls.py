@@ -548,3 +548,26 @@ def test_dockyard_up_says_when_https_is_off(tmp_path: Path) -> None:
         "  HTTPS          : off (router.tls = false)"
     ]
     assert not edge_settings(tmp_path).tls_ca_cert_file.exists()
+
+
+async def test_a_renewed_platform_certificate_is_served_without_a_restart(tmp_path: Path) -> None:
+    settings = edge_settings(tmp_path)
+    async with running(settings, table()) as h:
+        port = h.router.tls_port
+        before = await fingerprint_for(port, HOST)
+        assert h.router.certificates is not None
+        renewal = asyncio.create_task(
+            tls.run_renewal(settings, h.router.certificates, interval=0.02)
+        )
+        settings.tls_platform_cert_file.unlink()  # as if it had expired: issued again
+        try:
+            after = before
+            for _ in range(250):
+                await asyncio.sleep(0.02)
+                after = await fingerprint_for(port, HOST)
+                if after != before:
+                    break
+        finally:
+            renewal.cancel()
+    leaf = x509.load_pem_x509_certificate(settings.tls_platform_cert_file.read_bytes())
+    assert after == fingerprint(leaf) != before

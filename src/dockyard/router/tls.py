@@ -452,15 +452,28 @@ class Certificates:
                 sslobj.context = context
 
 
-async def run_renewal(settings: Settings, certificates: Certificates) -> None:
-    """Issue the wildcard again when it nears its end, and serve the new one (twice a day)."""
+def _stamp(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+async def run_renewal(
+    settings: Settings, certificates: Certificates, *, interval: float = RENEW_CHECK_INTERVAL
+) -> None:
+    """Twice a day: issue the wildcard again when it nears its end, and serve the certificate on
+    disk when it changed (another worker, or another router on this host, may have renewed it)."""
+    served = _stamp(settings.tls_platform_cert_file)
     while True:
-        await asyncio.sleep(RENEW_CHECK_INTERVAL)
+        await asyncio.sleep(interval)
         try:
             platform = await asyncio.to_thread(ensure_platform_certificate, settings)
-            if platform.issued:
+            stamp = _stamp(platform.certfile)
+            if stamp != served:
                 certificates.reload_default(platform.certfile, platform.keyfile)
-                logger.info("the platform's TLS certificate was renewed")
+                served = stamp
+                logger.info("serving the renewed platform certificate %s", platform.certfile)
         except (OSError, ssl.SSLError, ValueError) as exc:
             logger.warning("cannot renew the platform's TLS certificate: %s", exc)
 
