@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import socket
 import ssl
 import stat
 import warnings
@@ -30,7 +31,7 @@ from dockyard.logs.store import FileLogStore
 from dockyard.router import tls
 from dockyard.router.proxy import ProxyOptions
 from dockyard.router.routes import FakeRouteSource
-from dockyard.router.server import RouterServer
+from dockyard.router.server import RouterServer, listeners
 from dockyard.settings import RouterSettings, Settings
 
 from .support import DOMAIN, Backend, Harness, RawClient, build_request, read_response, route, table
@@ -571,3 +572,19 @@ async def test_a_renewed_platform_certificate_is_served_without_a_restart(tmp_pa
             renewal.cancel()
     leaf = x509.load_pem_x509_certificate(settings.tls_platform_cert_file.read_bytes())
     assert after == fingerprint(leaf) != before
+
+
+def test_a_taken_https_port_costs_https_not_http(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken, socket.socket() as free:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        free.bind(("127.0.0.1", 0))
+        settings = edge_settings(
+            tmp_path, port=free.getsockname()[1], tls_port=taken.getsockname()[1]
+        )
+        free.close()
+        found = listeners(settings)
+    assert [listener.scheme for listener in found] == ["http"]
+    assert "HTTPS is off" in caplog.text and "DOCKYARD_ROUTER_TLS_PORT" in caplog.text

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Literal
 
 from dockyard.domain.dataplane import RouteTable
-from dockyard.errors import ConflictError, UnavailableError
+from dockyard.errors import ConflictError, DockyardError, UnavailableError
 from dockyard.logs.store import FileLogStore
 from dockyard.router import tls
 from dockyard.router.accesslog import RouterLog
@@ -72,9 +72,14 @@ def listeners(settings: Settings) -> list[Listener]:
     if router.tls:
         context = tls.platform_context(settings)
         if context is not None:
-            found.append(
-                Listener(router.host, router.tls_port if router.port else 0, "https", context)
-            )
+            https = Listener(router.host, router.tls_port if router.port else 0, "https", context)
+            if https.port:
+                try:
+                    bind(https).close()  # a port taken by another server costs HTTPS, not HTTP
+                except DockyardError as exc:
+                    logger.error("HTTPS is off, apps answer plain HTTP only: %s", exc.message)
+                    return found
+            found.append(https)
     return found
 
 
