@@ -239,15 +239,21 @@ class Guard:
         gap = now - self._swept if self._swept else 0.0
         self._swept = now
         for client in list(self.guarded):
-            self._check_head(client, now)
+            self._check_head(client, now, gap)
             self._check_body(client, now, gap)
         self.tidy(now)
 
-    def _check_head(self, client: ClientConnection, now: float) -> None:
+    def _check_head(self, client: ClientConnection, now: float, gap: float) -> None:
         if client.head_bytes <= 0:
             self.heads.pop(client, None)
             return
-        started = self.heads.setdefault(client, now)
+        started = self.heads.get(client)
+        if started is None:
+            self.heads[client] = now
+            return
+        if client.paused:  # the router is not reading (an earlier request's turn): not counted
+            self.heads[client] = started + gap
+            return
         if self.head_late(started, now):
             self.heads.pop(client, None)
             transport = client.transport
