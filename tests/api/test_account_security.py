@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 
 from dockyard._util.clock import FakeClock
 from dockyard.auth import mfa as totp
-from dockyard.control import mail, revocation
+from dockyard.control import mail, revocation, sessions
 from dockyard.control.context import Platform
+from dockyard.domain.requests import RequestContext
 from tests.api.security_helpers import Member, basic, bearer, member
 from tests.auth.softauthn import SoftAuthenticator
 
@@ -177,11 +178,14 @@ def test_deactivation_revokes_every_credential_at_once(
         json={"scope": ["global"]},
         headers={**basic("carl@example.com"), "Heroku-Two-Factor-Code": carl.code()},
     ).json()
+    dashboard = sessions.start(platform, carl.account, kind="web", context=RequestContext())
+    assert client.get("/account", headers=bearer(dashboard.token)).status_code == 200
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl carl"
-    assert (
-        client.post("/account/keys", json={"public_key": key}, headers=carl.key_headers).status_code
-        == 201
-    )
+    added = client.post("/account/keys", json={"public_key": key}, headers=carl.key_headers)
+    assert added.status_code == 201
+    fingerprint = added.json()["fingerprint"]
+    with platform.store.read() as tx:
+        assert tx.account_for_ssh_key(fingerprint) is not None  # what git over SSH asks
     refused = client.post(
         "/admin/accounts/carl@example.com/actions/deactivate", headers=root.key_headers
     )
@@ -194,11 +198,13 @@ def test_deactivation_revokes_every_credential_at_once(
     assert done.status_code == 200, done.text
     assert done.json()["revoked"]["ssh_keys"] == 1
     assert client.get("/account", headers=carl.key_headers).status_code == 401
+    assert client.get("/account", headers=bearer(dashboard.token)).status_code == 401
     assert client.get("/account", headers=bearer(login["access_token"]["token"])).status_code == 401
     refresh = {"grant": {"type": "refresh_token"}, "refresh_token": login["refresh_token"]}
     assert client.post("/oauth/tokens", json=refresh).status_code == 401
     with platform.store.read() as tx:
         assert tx.list_ssh_keys(carl.account.id) == []
+        assert tx.account_for_ssh_key(fingerprint) is None
     again = client.post(
         "/oauth/authorizations",
         json={"scope": ["global"]},
