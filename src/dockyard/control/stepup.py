@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from dockyard.auth.stepup import (
+    STEP_UP_WINDOW,
     PolicyError,
     Principal,
     SensitiveAction,
@@ -20,6 +21,8 @@ from dockyard.auth.stepup import (
 )
 from dockyard.control import mfa
 from dockyard.control.context import Platform
+
+__all__ = ["STEP_UP_WINDOW", "mark_authenticated", "require"]
 
 
 def mark_authenticated(platform: Platform, principal: Principal, at: datetime) -> None:
