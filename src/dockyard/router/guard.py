@@ -178,7 +178,9 @@ class Guard:
         """Connections with a request head under way → when the sweep first saw it."""
         self.bodies: dict[ClientConnection, list[float]] = {}
         """Connections sending a request body → [its start (less paused time), bytes at start]."""
-        self._counted: set[Exchange] = set()
+        self._app_limit = options.app_connection_limit
+        self._counted: dict[Exchange, str] = {}
+        """Requests counted in ``inflight``, with their app."""
         self._exempt: dict[bytes, bool] = {}
         self._firewall = blocker is not None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -220,20 +222,25 @@ class Guard:
             moved = redirect(route, ex.host, ex.path, self.https_port)
             if moved is not None:
                 return moved
-        if not self.enter(target.app_id, route.connection_limit):
-            return errors.H22
-        self._counted.add(ex)
+        limit = route.connection_limit or self._app_limit
+        if limit:  # enter(), inline: this runs for every request
+            app_id = target.app_id
+            inflight = self.inflight
+            count = inflight.get(app_id, 0)
+            if count >= limit:
+                return errors.H22
+            inflight[app_id] = count + 1
+            self._counted[ex] = app_id
         return None
 
     def finished(self, ex: Exchange) -> None:
-        if ex in self._counted:
-            self._counted.discard(ex)
-            target = ex.target
-            if target is not None:
-                self.leave(target.app_id)
-        client = ex.client
-        if ex.status == 404 and client in self.guarded:
-            self.probe(client.client_ip, client.proxy.now)
+        app_id = self._counted.pop(ex, None)
+        if app_id is not None:
+            self.inflight[app_id] -= 1  # zeros are dropped by the sweep
+        if ex.status == 404:
+            client = ex.client
+            if client in self.guarded:
+                self.probe(client.client_ip, client.proxy.now)
 
     def sweep(self, proxy: Proxy, now: float) -> None:
         gap = now - self._swept if self._swept else 0.0
@@ -363,11 +370,9 @@ class Guard:
         return True
 
     def leave(self, app_id: str) -> None:
-        count = self.inflight.get(app_id, 0) - 1
+        count = self.inflight.get(app_id, 0)
         if count > 0:
-            self.inflight[app_id] = count
-        else:
-            self.inflight.pop(app_id, None)
+            self.inflight[app_id] = count - 1
 
     # -- slow clients ---------------------------------------------------------------------------
 
@@ -462,3 +467,5 @@ class Guard:
             del self.probes[address]
         for address in [a for a, until in self.blocked.items() if until <= now]:
             del self.blocked[address]
+        for app_id in [a for a, count in self.inflight.items() if count <= 0]:
+            del self.inflight[app_id]
