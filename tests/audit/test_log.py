@@ -60,7 +60,8 @@ def test_a_reopened_log_continues_where_it_was(tmp_path: Path) -> None:
 
 
 def test_a_torn_tail_is_cut_back_to_the_last_whole_entry(tmp_path: Path) -> None:
-    """A crash in the middle of a batch: half an entry and an offset pointing past the data."""
+    """A crash in the middle of a batch: a whole entry, half an entry, and offsets written past the
+    data. The entries file decides: the whole entry stays, the half is cut."""
     directory = tmp_path / "audit"
     log = AuditLog(directory)
     log.append(lines(0, 8))
@@ -71,10 +72,23 @@ def test_a_torn_tail_is_cut_back_to_the_last_whole_entry(tmp_path: Path) -> None
         handle.write((os.path.getsize(directory / "entries") + 40).to_bytes(8, "big"))
         handle.write(b"\x00\x00\x01")
     recovered = AuditLog(directory)
-    assert recovered.size == 8
-    assert recovered.root() == root_of([leaf_hash(x) for x in lines(0, 8)])
-    recovered.append(lines(8, 9))
-    assert recovered.entries(0, 9) == lines(0, 9)
+    assert recovered.size == 9
+    assert recovered.root() == root_of([leaf_hash(x) for x in lines(0, 9)])
+    recovered.append(lines(9, 10))
+    assert recovered.entries(0, 10) == lines(0, 10)
+    assert (directory / "entries").read_bytes().endswith(b'{"seq":9}\n')
+    recovered.close()
+
+
+def test_offsets_lost_in_a_crash_are_found_again_in_the_entries(tmp_path: Path) -> None:
+    directory = tmp_path / "audit"
+    log = AuditLog(directory)
+    log.append(lines(0, 25))
+    log.close()
+    os.truncate(directory / "offsets", 11 * 8 + 3)
+    recovered = AuditLog(directory)
+    assert recovered.size == 25
+    assert recovered.entries(10, 25) == lines(10, 25)
     recovered.close()
 
 
@@ -129,8 +143,8 @@ def test_an_index_behind_the_log_is_rebuilt_at_start(tmp_path: Path) -> None:
     log = AuditLog(directory)
     log.append([b'{"account":"a","seq":%d}' % i for i in range(6)], [["account:a"]] * 6)
     log.close()
-    for path in (directory / "index").iterdir():
-        path.unlink()
+    for name in ("index.db", "index.db-wal", "index.db-shm"):
+        (directory / name).unlink(missing_ok=True)
     rebuilt = AuditLog(directory)
     assert rebuilt.index.seqs_before("account:a", 100, 10) == [5, 4, 3, 2, 1, 0]
     rebuilt.close()

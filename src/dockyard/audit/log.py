@@ -5,20 +5,20 @@
   ``entries[offsets[i-1]:offsets[i]]``;
 - ``hashes``: every complete-subtree hash of the Merkle tree (32 bytes each, in the order
   ``merkle.stored_hash_index`` gives), so roots and proofs cost O(log n) reads at any size;
-- ``index/``: per-tenant lists of entry numbers (8 bytes each), rebuilt from the entries when behind;
+- ``index.db``: per-tenant lists of entry numbers (SQLite), rebuilt from the entries when behind;
 - ``checkpoint`` (the newest signed checkpoint) and ``checkpoints`` (every one, one JSON line each).
 
-Appends are batched: ``append`` writes a batch to the three files and ``fdatasync``s them before it
-returns, so an entry is durable before anybody is told its number. At start the files are brought back
-to their longest consistent prefix: a torn tail that was never acknowledged is cut, and hashes missing
-after a crash are computed again from the entries.
+Appends are batched: ``append`` writes a batch to the three files and ``fdatasync``s the entries
+before it returns, so an entry is durable before anybody is told its number (one sync per batch:
+offsets and hashes are derived data). At start the files are brought back to the entries: a torn last
+line, never acknowledged, is cut, and offsets and hashes a crash lost are computed again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import sqlite3
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -68,7 +68,7 @@ class AuditLog:
             self._entries = _open(directory / "entries")
             self._offsets = _open(directory / "offsets")
             self._hashes = _open(directory / "hashes")
-        self.index = TenantIndex(directory / "index", read_only=read_only)
+        self.index = TenantIndex(directory, read_only=read_only)
         self.size = 0
         self.end = 0
         """Byte length of the committed entries."""
@@ -79,8 +79,7 @@ class AuditLog:
             self._recover()
 
     def close(self) -> None:
-        if not self.read_only:
-            self.index.flush()
+        self.index.close()
         for fd in (self._entries, self._offsets, self._hashes):
             os.close(fd)
 
@@ -128,8 +127,7 @@ class AuditLog:
                 (self._hashes, hashes),
             ):
                 _write_all(fd, bytes(blob))
-            for fd in (self._entries, self._offsets, self._hashes):
-                os.fdatasync(fd)
+            os.fdatasync(self._entries)  # offsets and hashes are derived: rebuilt at start if lost
         except OSError:
             self._truncate_to_committed()  # e.g. a full disk: leave no half batch behind
             raise
@@ -202,17 +200,30 @@ class AuditLog:
     # --- recovery ------------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """Cut every file back to the longest prefix all of them agree on, computing missing hashes."""
+        """Bring the files back to the entries they agree on. The entries file is the truth (it is
+        the one synced before an append is acknowledged): a torn last line is cut; offsets and hashes
+        that a crash lost are computed again from the entries."""
         data_length = os.fstat(self._entries).st_size
         count = os.fstat(self._offsets).st_size // 8
-        # The newest offsets may point past a torn entries file: drop them.
-        while count and self.offset(count) > data_length:
+        # Offsets past the data, or not at the end of a line, are a crash's leftovers: drop them.
+        while count and (
+            self.offset(count) > data_length
+            or _read_at(self._entries, 1, self.offset(count) - 1) != b"\n"
+        ):
             count -= 1
         end = self.offset(count) if count else 0
-        if count and _read_at(self._entries, 1, end - 1) != b"\n":
-            raise OSError(f"{self.directory}/entries does not end an entry where offsets say")
-        os.ftruncate(self._entries, end)
+        tail = _read_at(self._entries, data_length - end, end) if data_length > end else b""
+        complete = tail[: tail.rfind(b"\n") + 1]
+        extra = bytearray()
+        position = end
+        for line in complete.split(b"\n")[:-1]:
+            position += len(line) + 1
+            extra += OFFSET.pack(position)
+        os.ftruncate(self._entries, position)
         os.ftruncate(self._offsets, count * 8)
+        _write_all(self._offsets, bytes(extra))
+        count += len(extra) // 8
+        end = position
         stored = os.fstat(self._hashes).st_size // HASH_SIZE
         hashed = min(merkle.leaves_covered(stored), count)
         os.ftruncate(self._hashes, merkle.stored_hash_count(hashed) * HASH_SIZE)
@@ -250,56 +261,75 @@ def entry_keys(entry: dict[str, object]) -> list[str]:
 
 
 class TenantIndex:
-    """Entry numbers per tenant stream, one file of 8-byte numbers per stream (named by a hash of the
-    stream's key). Derived data: ``covered`` entries are indexed durably; at start the rest is indexed
-    again from the log (numbers already present are not repeated)."""
+    """Entry numbers per tenant stream (``account:<id>``, ``app:<id>``), for the events API.
+
+    Derived data in an SQLite file of its own (``index.db``, WAL): numbers are added in memory as
+    entries are appended and written every second in one transaction together with how many entries
+    they cover, so after a crash the index is consistent and the entries after that point are indexed
+    again from the log at start."""
 
     def __init__(self, directory: Path, *, read_only: bool = False) -> None:
-        self.directory = directory
-        if not read_only:
-            directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        self._pending: dict[str, list[int]] = {}
-        self._position_file = directory / "position"
-        self.durable = self._read_position()
+        self.path = directory / "index.db"
+        self.read_only = read_only
+        self._pending: list[tuple[str, int]] = []
+        self.durable = self.covered = 0
+        if read_only:  # verification reads entries only; opening SQLite would write beside it
+            self._db: sqlite3.Connection | None = None
+            return
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        os.chmod(self.path, FILE_MODE)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS streams (key TEXT NOT NULL, seq INTEGER NOT NULL, "
+            "PRIMARY KEY (key, seq)) WITHOUT ROWID"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS covered (id INTEGER PRIMARY KEY CHECK (id = 0), "
+            "entries INTEGER NOT NULL)"
+        )
+        row = self._db.execute("SELECT entries FROM covered WHERE id = 0").fetchone()
+        self.durable = int(row[0]) if row else 0
+        """Entries the index file covers."""
         self.covered = self.durable
+        """Entries added (written or pending)."""
 
-    def _read_position(self) -> int:
-        try:
-            return int(self._position_file.read_text().strip() or 0)
-        except (FileNotFoundError, ValueError):
-            return 0
+    def _open(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise PermissionError("the tenant index of a read-only log is not open")
+        return self._db
 
-    def path(self, key: str) -> Path:
-        return self.directory / hashlib.sha256(key.encode()).hexdigest()[:40]
+    def close(self) -> None:
+        if self._db is not None:
+            self.flush()
+            self._db.close()
 
     def add(self, seq: int, keys: Iterable[str]) -> None:
-        for key in keys:
-            self._pending.setdefault(key, []).append(seq)
-        if sum(len(v) for v in self._pending.values()) > 50_000:
+        self._pending.extend((key, seq) for key in keys)
+        if len(self._pending) > 100_000:
             self.flush()
 
     def flush(self) -> None:
-        """Write pending numbers, sync them, then record how far the index is durable."""
-        pending, self._pending = self._pending, {}
-        for key, seqs in pending.items():
-            path = self.path(key)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-            try:
-                last = _last_seq(fd)
-                fresh = [s for s in seqs if s > last]
-                if fresh:
-                    os.write(fd, b"".join(OFFSET.pack(s) for s in fresh))
-                    os.fdatasync(fd)
-            finally:
-                os.close(fd)
-        if self.covered != self.durable:
-            temporary = self._position_file.with_suffix(".tmp")
-            temporary.write_text(str(self.covered))
-            os.chmod(temporary, FILE_MODE)
-            with open(temporary, "rb") as handle:
-                os.fsync(handle.fileno())
-            temporary.replace(self._position_file)
-            self.durable = self.covered
+        """Write the pending numbers and the position they reach, in one transaction."""
+        if self.covered == self.durable and not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        covered = self.covered
+        db = self._open()
+        db.execute("BEGIN")
+        try:
+            db.executemany("INSERT OR IGNORE INTO streams (key, seq) VALUES (?, ?)", pending)
+            db.execute(
+                "INSERT INTO covered (id, entries) VALUES (0, ?) "
+                "ON CONFLICT (id) DO UPDATE SET entries = excluded.entries",
+                (covered,),
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            self._pending = pending + self._pending
+            raise OSError(f"cannot write the audit index {self.path}: {exc}") from exc
+        self.durable = covered
 
     def catch_up(self, log: AuditLog) -> None:
         start = min(self.durable, log.size)
@@ -309,35 +339,18 @@ class TenantIndex:
         self.flush()
 
     def seqs_before(self, key: str, before: int, limit: int) -> list[int]:
-        """Up to ``limit`` numbers of ``key``'s stream below ``before``, newest first (durable and
-        pending ones)."""
-        found: list[int] = sorted(
-            (s for s in self._pending.get(key, ()) if s < before), reverse=True
-        )[:limit]
-        if len(found) >= limit:
-            return found
-        try:
-            fd = os.open(self.path(key), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return found
-        try:
-            count = os.fstat(fd).st_size // 8
-            low, high = 0, count  # first position whose number is >= before
-            while low < high:
-                middle = (low + high) // 2
-                if OFFSET.unpack(_read_at(fd, 8, middle * 8))[0] < before:
-                    low = middle + 1
-                else:
-                    high = middle
-            want = limit - len(found)
-            start = max(0, low - want)
-            blob = _read_at(fd, (low - start) * 8, start * 8)
-        finally:
-            os.close(fd)
-        older = [OFFSET.unpack_from(blob, i * 8)[0] for i in range(low - start)]
-        seen = set(found)
-        found.extend(s for s in reversed(older) if s not in seen)
-        return found[:limit]
+        """Up to ``limit`` numbers of ``key``'s stream below ``before``, newest first."""
+        found = {seq for k, seq in self._pending if k == key and seq < before}
+        rows = (
+            self._open()
+            .execute(
+                "SELECT seq FROM streams WHERE key = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                (key, before, limit),
+            )
+            .fetchall()
+        )
+        found.update(int(row[0]) for row in rows)
+        return sorted(found, reverse=True)[:limit]
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -345,10 +358,3 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _last_seq(fd: int) -> int:
-    size = os.fstat(fd).st_size // 8
-    if size == 0:
-        return -1
-    return int(OFFSET.unpack(_read_at(fd, 8, (size - 1) * 8))[0])

@@ -196,7 +196,8 @@ class AuditWriter:
         return self.checkpoint_note
 
     def tick(self) -> None:
-        """Called every second: checkpoint appends within a second, and idle logs every interval."""
+        """Called every second: checkpoint appends within a second, and idle logs every interval;
+        write the tenant indexes."""
         idle = self.config.clock.monotonic() - self._checkpoint_at
         if self.checkpoint.size != self.log.size or idle >= self.config.checkpoint_interval:
             self.publish_checkpoint()
@@ -355,7 +356,7 @@ class AuditWriter:
             try:
                 self.tick()
             except OSError:
-                log.exception("could not publish a checkpoint")
+                log.exception("could not publish a checkpoint or write the tenant indexes")
 
     async def _committer(self) -> None:
         while True:
