@@ -70,6 +70,7 @@ class Receivers:
         self.call(self.https.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +178,8 @@ def test_tail_streams_new_lines_as_they_happen(dockyard: Dockyard, app: tuple[st
     finally:
         tail.send_signal(signal.SIGINT)
         tail.wait(10)
+        reader.join(10)
+        tail.stdout.close()
 
 
 def test_syslog_and_https_drains_get_every_line(
