@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 
+from dockyard.control import audit
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
+from dockyard.domain.requests import RequestContext
 from dockyard.errors import InvalidError
 from dockyard.logs import channel
 from dockyard.logs.drains import DrainConfig
@@ -45,7 +47,14 @@ def get_drain(
         return app, tx.get_log_drain(app.id, drain_ref)
 
 
-def add_drain(platform: Platform, account: Account, app_ref: str, url: str) -> tuple[App, LogDrain]:
+def add_drain(
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    url: str,
+    *,
+    context: RequestContext | None = None,
+) -> tuple[App, LogDrain]:
     target = parse_drain_url(url)
     with platform.store.read() as tx:
         app_for(tx, account, app_ref, "manage")  # who may, before any DNS lookup
@@ -60,21 +69,42 @@ def add_drain(platform: Platform, account: Account, app_ref: str, url: str) -> t
                 field="url",
             )
         drain = tx.add_log_drain(app.id, target.url)
+        _record(platform, "drain.add", account, context, app, drain)
     platform.log(app.id, "heroku", "api", f"Add drain {drain.token} by {account.email}")
     channel.drains_changed(platform.logs)
     return app, drain
 
 
 def remove_drain(
-    platform: Platform, account: Account, app_ref: str, drain_ref: str
+    platform: Platform,
+    account: Account,
+    app_ref: str,
+    drain_ref: str,
+    *,
+    context: RequestContext | None = None,
 ) -> tuple[App, LogDrain]:
     with platform.store.transaction() as tx:
         app = app_for(tx, account, app_ref, "manage")
         drain = tx.get_log_drain(app.id, drain_ref)
         tx.delete_log_drain(app.id, drain.id)
+        _record(platform, "drain.remove", account, context, app, drain)
     platform.log(app.id, "heroku", "api", f"Remove drain {drain.token} by {account.email}")
     channel.drains_changed(platform.logs)
     return app, drain
+
+
+def _record(
+    platform: Platform,
+    action: str,
+    account: Account,
+    context: RequestContext | None,
+    app: App,
+    drain: LogDrain,
+) -> None:
+    """Audit a drain change by its token: the URL may carry a password."""
+    audit.record_app_event(
+        platform, action, account, context, app, target=("log_drain", drain.id, drain.token)
+    )
 
 
 def drain_configs(store: SqlStore) -> list[DrainConfig]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
+from dockyard.api.context import ContextDep
 from dockyard.api.deps import current_account, platform
 from dockyard.api.pagination import list_response
 from dockyard.api.schemas import JSON, LogDrainCreate, log_drain_json
@@ -32,9 +33,9 @@ def list_log_drains(
 
 @router.post("/apps/{app}/log-drains", status_code=201)
 def add_log_drain(
-    app: str, body: LogDrainCreate, account: AccountDep, plat: PlatformDep
+    app: str, body: LogDrainCreate, account: AccountDep, plat: PlatformDep, context: ContextDep
 ) -> JSONResponse:
-    _, drain = drains.add_drain(plat, account, app, body.url)
+    _, drain = drains.add_drain(plat, account, app, body.url, context=context)
     return JSONResponse(log_drain_json(drain), status_code=201)
 
 
@@ -45,6 +46,8 @@ def log_drain_info(app: str, drain: str, account: AccountDep, plat: PlatformDep)
 
 
 @router.delete("/apps/{app}/log-drains/{drain:path}")
-def remove_log_drain(app: str, drain: str, account: AccountDep, plat: PlatformDep) -> JSON:
-    _, removed = drains.remove_drain(plat, account, app, drain)
+def remove_log_drain(
+    app: str, drain: str, account: AccountDep, plat: PlatformDep, context: ContextDep
+) -> JSON:
+    _, removed = drains.remove_drain(plat, account, app, drain, context=context)
     return log_drain_json(removed)
