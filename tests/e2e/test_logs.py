@@ -138,6 +138,7 @@ def test_app_output_router_lines_and_platform_events_in_one_stream(
     dockyard: Dockyard, app: tuple[str, str]
 ) -> None:
     dockyard.get(APP, "/first")
+    wait_for_line(dockyard, r"app\[web\.1\]: served /first", "-n", "1500")
     lines = wait_for_line(dockyard, r"heroku\[router\]: .*path=\"/first\"", "-n", "1500")
     text = "\n".join(lines)
     assert re.search(r"app\[web\.1\]: served /first", text)
