@@ -113,7 +113,11 @@ def test_an_append_that_arrives_after_its_client_gave_up_is_not_written(
     served: tuple[AuditWriter, SocketAuditTrail],
 ) -> None:
     writer, trail = served
-    late = {"op": "append", "event": key_added().to_json(), "deadline": time.time() - 1}
+    late = {
+        "op": "append",
+        "event": key_added().to_json(),
+        "deadline_ms": int((time.time() - 1) * 1000),
+    }
     with pytest.raises(UnavailableError, match="too late"):
         trail.call(late)
     assert writer.log.size == 1

@@ -2,7 +2,7 @@
 
 The protocol is one JSON object per line each way, answered in order on each connection::
 
-    {"op": "append", "event": {...}, "deadline": <unix time>}
+    {"op": "append", "event": {...}, "deadline_ms": <unix time in ms>}
                                                      → {"ok": true, "seq": 41, "leaf_hash": "<hex>"}
     {"op": "checkpoint"}                             → {"ok": true, "note": "<signed checkpoint>"}
     {"op": "entries", "start": 0, "end": 100}        → {"ok": true, "entries": ["<entry json>", ...]}
@@ -58,8 +58,8 @@ class SocketAuditTrail:
     def append(self, event: AuditEvent) -> AuditReceipt:
         # The writer drops an append that reaches it after this client gave up, so an action that
         # failed for want of its event never shows up in the log as done.
-        deadline = time.time() + self.timeout * 0.8
-        answer = self.call({"op": "append", "event": event.to_json(), "deadline": deadline})
+        deadline_ms = int((time.time() + self.timeout * 0.8) * 1000)
+        answer = self.call({"op": "append", "event": event.to_json(), "deadline_ms": deadline_ms})
         seq, leaf_hash = answer.get("seq"), answer.get("leaf_hash")
         if not isinstance(seq, int) or not isinstance(leaf_hash, str):
             raise UnavailableError(UNAVAILABLE)

@@ -149,9 +149,6 @@ def validate_event(obj: object) -> JsonObject:
             raise InvalidError(f"audit field {name} must be a string or null", field=name)
     if not isinstance(event["details"], dict):
         raise InvalidError("audit details must be an object", field="details")
-    _check_no_floats(event)
-    if len(canonical(event)) > MAX_ENTRY_BYTES:
-        raise InvalidError(f"an audit event may be at most {MAX_ENTRY_BYTES} bytes")
     return event
 
 
@@ -173,15 +170,20 @@ def _check_parties(event: JsonObject) -> None:
         raise InvalidError(f"audit target {target!r} is not {{type, id, name}}", field="target")
 
 
-def _check_no_floats(value: object) -> None:
-    if isinstance(value, float):
-        raise InvalidError("audit events hold no floating-point numbers (they do not round-trip)")
-    if isinstance(value, dict):
-        for item in value.values():
-            _check_no_floats(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_no_floats(item)
+def no_floats(text: str) -> float:
+    """``json.loads(..., parse_float=no_floats)``: entries hold no floating-point numbers (they do not
+    round-trip byte for byte)."""
+    raise InvalidError(f"audit events hold no floating-point numbers ({text})")
+
+
+def parse_event_request(line: bytes) -> dict[str, object]:
+    """A request line of the writer's protocol, refusing floats and oversized events."""
+    if len(line) > MAX_ENTRY_BYTES + 1024:
+        raise InvalidError(f"an audit event may be at most {MAX_ENTRY_BYTES} bytes")
+    decoded = json.loads(line, parse_float=no_floats)
+    if not isinstance(decoded, dict):
+        raise InvalidError("a request is a JSON object")
+    return cast(dict[str, object], decoded)
 
 
 def value_hash(scope: str, key: str, value: str) -> str:

@@ -33,7 +33,7 @@ from dockyard.audit.checkpoint import (
     sign_checkpoint,
     split_note,
 )
-from dockyard.audit.event import canonical, validate_event
+from dockyard.audit.event import canonical, parse_event_request, validate_event
 from dockyard.audit.log import FILE_MODE, AuditLog, entry_keys
 from dockyard.errors import DockyardError, InvalidError, NotFoundError
 from dockyard.settings import Settings
@@ -161,8 +161,9 @@ class AuditWriter:
         """Append validated events as entries (adding ``seq`` and ``ts``) and return their receipts."""
         entries: list[bytes] = []
         keys: list[list[str]] = []
+        ts = self._timestamp()  # one batch, one moment
         for position, event in enumerate(events):
-            entry = {**event, "seq": self.log.size + position, "ts": self._timestamp()}
+            entry = {**event, "seq": self.log.size + position, "ts": ts}
             entries.append(canonical(entry))
             keys.append(entry_keys(entry))
         appended = self.log.append(entries, keys)
@@ -394,16 +395,14 @@ class AuditWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, object]] = loop.create_future()
         try:
-            request = json.loads(line)
-            if not isinstance(request, dict):
-                raise InvalidError("a request is a JSON object")
+            request = parse_event_request(line)
             if request.get("op") == "append":
-                deadline = request.get("deadline")
+                deadline_ms = request.get("deadline_ms")
                 self._queue.append(
                     _Pending(
                         validate_event(request.get("event")),
                         future,
-                        float(deadline) if isinstance(deadline, int | float) else None,
+                        deadline_ms / 1000 if isinstance(deadline_ms, int) else None,
                     )
                 )
                 self._wake.set()
