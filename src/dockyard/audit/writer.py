@@ -369,8 +369,8 @@ class AuditWriter:
                 batch = self._drop_expired(batch)
                 try:
                     answers = self.commit([p.event for p in batch])
-                except OSError as exc:
-                    log.error("cannot append to the audit log: %s", exc)
+                except Exception as exc:  # a full disk, or a bug: fail these appends, keep serving
+                    log.exception("cannot append to the audit log")
                     answers = [
                         {"ok": False, "kind": "unavailable", "error": f"audit log write: {exc}"}
                     ] * len(batch)
@@ -415,6 +415,9 @@ class AuditWriter:
         except InvalidError as exc:
             future.set_result({"ok": False, "kind": "invalid", "error": exc.message})
         except (IndexError, OSError) as exc:
+            future.set_result({"ok": False, "kind": "unavailable", "error": str(exc)})
+        except Exception as exc:  # a request the writer did not foresee: answer, keep serving
+            log.exception("audit request failed")
             future.set_result({"ok": False, "kind": "unavailable", "error": str(exc)})
         return future
 
