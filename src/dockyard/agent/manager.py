@@ -144,7 +144,7 @@ class DynoManager:
         self._stop_event = asyncio.Event()
         self._api_down = False
         self._report_failing = False
-        self._last_report: list[dict[str, Any]] | None = None
+        self._last_report: list[DynoReport] | None = None
         self._last_report_at = float("-inf")
         self._released_once = False
         self._next_memory_check = float("-inf")
@@ -254,9 +254,8 @@ class DynoManager:
     def _on_our_clock(self, listed: list[RunningDyno]) -> list[RunningDyno]:
         """Dynos this agent started carry the start time of its clock (ages, cycling, time to live
         and idling all count on it); adopted ones keep the runtime's."""
-        self._started_at = {
-            k: v for k, v in self._started_at.items() if k in {d.spec.id for d in listed}
-        }
+        ids = {d.spec.id for d in listed}
+        self._started_at = {k: v for k, v in self._started_at.items() if k in ids}
         return [
             replace(d, started_at=self._started_at[d.spec.id])
             if d.spec.id in self._started_at
@@ -572,16 +571,26 @@ class DynoManager:
                     await self._discard(spec)
                 else:
                     self._prepared[slot_of(spec)] = spec
-        web = {d.app_id for d in desired if d.kind == "formation" and d.process_type == "web"}
+        now = self.clock.now()
+        waiting = {  # asleep, or crashed and waiting: the few slots that can be foreseen
+            key: slot.idle_since is not None
+            for key, slot in self._slots.items()
+            if slot.idle_since is not None
+            or (slot.restart_at is not None and slot.restart_at > now)
+        }
+        if not waiting and not self._prepared:
+            return
         wanted = {
             w.key: w
             for w in foreseen(
-                desired,
+                [d for d in desired if d.key in waiting],
                 self._slots,
-                self.clock.now(),
+                now,
                 lead=PREPARE_AHEAD,
                 limit=PREPARED_MAX,
-                requests=self.requests.last_requests(web),
+                requests=self.requests.last_requests(
+                    {k[0] for k, asleep in waiting.items() if asleep}
+                ),
             )
         }
         for key, spec in list(self._prepared.items()):
@@ -834,7 +843,7 @@ class DynoManager:
             return
         current = [self._report_of(d) for d in dynos] + list(self._tombstones.values())
         reports = [self._with_retry(r) for r in current]
-        payload = sorted((r.to_json() for r in reports), key=lambda r: str(r["id"]))
+        payload = sorted(reports, key=lambda r: r.id)  # compared as records: cheaper than JSON
         now = self.clock.monotonic()
         if payload == self._last_report and now - self._last_report_at < REPORT_EVERY:
             return
