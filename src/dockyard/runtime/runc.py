@@ -158,8 +158,12 @@ class _State:
 
 def _proc_start(pid: int) -> int | None:
     """The start time of ``pid`` (clock ticks after boot), or None when it is gone or a zombie."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
+    try:  # os.open rather than pathlib: read for every dyno every round
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     rest = data[data.rindex(b")") + 2 :].split()
@@ -289,6 +293,7 @@ class RuncRuntime:
         self.swap_limit = cgroups.memsw_supported()
         self.seccomp = seccomp.profile()
         self._lock = threading.Lock()
+        self._parsed: dict[str, tuple[tuple[int, int, int], _State]] = {}
         self._slug_lock = threading.Lock()
         """Held from mounting a slug until its dyno is recorded, and while dropping unused slugs."""
 
@@ -396,7 +401,8 @@ class RuncRuntime:
         return [self._observe(state) for state in self._records() if not state.created]
 
     def _records(self) -> Sequence[_State]:
-        found = [self._read(d) for d in sorted(self.root.iterdir())] if self.root.is_dir() else []
+        names = sorted(os.listdir(self.root)) if self.root.is_dir() else []
+        found = (self._read(self.root / name) for name in names)
         return [self._with_pid(state) for state in found if state is not None]
 
     def release_unused(self, digests_in_use: set[str]) -> None:
@@ -421,14 +427,11 @@ class RuncRuntime:
     def start_attached(
         self, spec: DynoSpec, *, tty: bool, size: tuple[int, int] | None
     ) -> tuple[RunningDyno, int]:
-        """Start a dyno on a terminal of its own (an attached one-off dyno: ``dockyard run``) and return
-        the terminal's master side, which the caller owns and must close.
-
-        The container has ``process.terminal`` set: runc's init opens a pty inside the dyno (its own
-        ``/dev/pts``), makes the slave the launcher's stdin, stdout, stderr and controlling terminal, and
-        sends the master over ``--console-socket``. ``size`` is ``(lines, columns)``. With ``tty`` the
-        terminal echoes and turns ``\\n`` into ``\\r\\n`` as a terminal does; without (the client's
-        ``--no-tty``) it does neither, so output passes byte for byte (Ctrl-D still ends the input)."""
+        """Start a dyno on a terminal of its own (``dockyard run``); returns the terminal's master side,
+        which the caller owns. runc's init opens a pty in the dyno's own ``/dev/pts``, makes the slave the
+        launcher's stdio and controlling terminal and sends the master over ``--console-socket``.
+        ``size``: ``(lines, columns)``; with ``tty`` echo and ``\\n`` → ``\\r\\n``, without (``--no-tty``)
+        bytes pass as they are (Ctrl-D still ends the input)."""
         dyno, master = self._start_new(spec, console.Console(tty, size))
         if master is None:  # pragma: no cover - _start always answers with a master here
             raise DynoError(f"runc gave no terminal for {spec.name} of {spec.app_name}")
@@ -533,8 +536,8 @@ class RuncRuntime:
         return self.run_root / "dynos" / dyno_id
 
     def _make_reachable(self, directory: Path) -> None:
-        """runc's init mounts /app and the other bind sources from inside the dyno's user namespace, where it
-        is an unprivileged uid: every directory above them must be searchable by others."""
+        """runc's init mounts the bind sources from inside the dyno's user namespace, as an unprivileged
+        uid: every directory above them must be searchable by others."""
         for made in (self.run_root, directory.parent):
             made.mkdir(parents=True, exist_ok=True)
             made.chmod(0o711)
@@ -560,34 +563,18 @@ class RuncRuntime:
                 )
         scratch.mkdir(mode=0o711)
         app.mkdir(mode=0o755)
-        size = self.settings.runtime.scratch_size_mb
-        mount(
-            "tmpfs",
-            scratch,
-            "tmpfs",
-            MS_NOSUID | MS_NODEV,
-            f"size={size}m,mode=0711",
-            what="the /app scratch",
-        )
+        size, flags = self.settings.runtime.scratch_size_mb, MS_NOSUID | MS_NODEV
+        mount("tmpfs", scratch, "tmpfs", flags, f"size={size}m,mode=0711", what="the /app scratch")
         for name in ("upper", "work"):
             (scratch / name).mkdir(mode=0o755)
         os.chown(scratch / "upper", host_uid, host_uid)
         run = mounts / "run"
         run.mkdir(mode=0o755)
-        mount(
-            "tmpfs",
-            run,
-            "tmpfs",
-            MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            "size=1m,mode=0755",
-            what="the dyno's /run",
-        )
+        mount("tmpfs", run, "tmpfs", flags | MS_NOEXEC, "size=1m,mode=0755", what="the dyno's /run")
         (run / "dyno").mkdir(mode=0o755)
         os.chown(run / "dyno", host_uid, host_uid)
         layers = f"lowerdir={owners}:{slug_dir},upperdir={scratch}/upper,workdir={scratch}/work"
-        mount(
-            "overlay", app, "overlay", MS_NOSUID | MS_NODEV, layers, what="the dyno's /app overlay"
-        )
+        mount("overlay", app, "overlay", flags, layers, what="the dyno's /app overlay")
 
     def _owner_layer(self, slug_dir: Path, digest: str, host_uid: int) -> Path:
         """The slug's directory tree, empty and owned by ``host_uid``: laid between the slug and the dyno's
@@ -709,6 +696,7 @@ class RuncRuntime:
         with self._lock:
             shutil.rmtree(mounts, ignore_errors=True)
             shutil.rmtree(directory, ignore_errors=True)
+        self._parsed.pop(os.path.join(directory, STATE_FILE), None)
 
     def _wait_gone(self, state: _State, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -726,11 +714,19 @@ class RuncRuntime:
         return self.root / dyno_id
 
     def _read(self, directory: Path) -> _State | None:
+        """The dyno's record, parsed again only when its file changed (``list`` runs every round)."""
+        path = os.path.join(directory, STATE_FILE)
         try:
-            data = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
-            return _State.from_json(data)
+            info = os.stat(path)
+            key = (info.st_ino, info.st_size, info.st_mtime_ns)
+            if (cached := self._parsed.get(path)) is not None and cached[0] == key:
+                return cached[1]
+            with open(path, encoding="utf-8") as handle:
+                state = _State.from_json(json.load(handle))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+        self._parsed[path] = (key, state)
+        return state
 
     def _write(self, directory: Path, state: _State) -> None:
         path = directory / STATE_FILE
