@@ -217,7 +217,7 @@ def test_a_stopped_drain_reports_l10_and_the_tail_keeps_working(
 ) -> None:
     _, key = app
     dead = "syslog://127.0.0.1:9"  # nothing listens there
-    assert dockyard.api("POST", f"/apps/{APP}/log-drains", key, json={"url": dead}).ok
+    assert dockyard.api("POST", f"/apps/{APP}/log-drains", key, json={"url": dead}).is_success
     time.sleep(1)
     dockyard.get(APP, "/spam?n=1500")
     wait_for_line(
