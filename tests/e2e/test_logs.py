@@ -249,11 +249,10 @@ def test_history_survives_a_restart_of_the_logs_process_and_is_pruned(
     wait_for_line(dockyard, r"served /spam\?n=1500")
     time.sleep(2)
     logs_dir = Path(dockyard.env["DOCKYARD_DATA_DIR"]) / "logs"
-    app_id = next(p.stem for p in logs_dir.glob("*.log") if p.stat().st_size)
     sizes = [p.stat().st_size for p in logs_dir.glob("*.log")] + [
         p.stat().st_size for p in logs_dir.glob("*/*.log")
     ]
-    assert app_id
+    assert len(list(logs_dir.glob("*/*.log"))) >= 1  # closed segments remain, the oldest went
     assert sum(sizes) <= MAX_APP_BYTES + (64 << 10) * 2
 
 
