@@ -99,14 +99,22 @@ class SocketAuditTrail:
         self.close()
 
     def _connect(self) -> _Connection:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(str(self.path))
-        except OSError as exc:
-            sock.close()
-            raise UnavailableError(UNAVAILABLE) from exc
-        return _Connection(sock)
+        for delay in (0.005, 0.02, 0.1, None):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(str(self.path))
+            except BlockingIOError as exc:  # the writer's backlog is full: it is busy, not gone
+                sock.close()
+                if delay is None:
+                    raise UnavailableError(UNAVAILABLE) from exc
+                time.sleep(delay)
+            except OSError as exc:
+                sock.close()
+                raise UnavailableError(UNAVAILABLE) from exc
+            else:
+                return _Connection(sock)
+        raise UnavailableError(UNAVAILABLE)
 
     def _take(self) -> _Connection | None:
         with self._lock:
