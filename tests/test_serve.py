@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from dockyard import serve
+from dockyard.audit.writer import AuditWriter
 from dockyard.control.accounts import authenticate
 from dockyard.control.context import Platform
-from dockyard.settings import load_settings
+from dockyard.settings import Settings, load_settings
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def env(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start_audit_writer: Callable[[Settings], AuditWriter],
+) -> Path:
     data = tmp_path / "data"
     monkeypatch.setenv("DOCKYARD_DATA_DIR", str(data))
     monkeypatch.setenv("DOCKYARD_CONFIG", str(tmp_path / "none.toml"))
     (tmp_path / "none.toml").write_text("")
+    start_audit_writer(load_settings())  # operator commands are audited
     return data
 
 
