@@ -1227,8 +1227,12 @@ def test_a_replaced_web_dyno_is_reported_gone_then_drains_before_sigterm(
         await rounds_until(manager, lambda: all_up(plane, "web.1"))
         old = only_dyno(runtime)
         plane.desired = [want(slug, release=2, env={"GREETING": "v2"})]
-        await rounds_until(manager, lambda: plane.last["web.1"].release_version == 2)
-        seen["reported"] = [(r.name, r.release_version, r.state) for r in plane.reports[-1]]
+
+        def reported() -> list[tuple[str, int, str]]:
+            return [(r.name, r.release_version, r.state) for r in plane.reports[-1]]
+
+        await rounds_until(manager, lambda: reported() == [("web.1", 2, "up")])
+        seen["reported"] = reported()
         seen["old answers"] = http_ok(old.address)
         seen["sigterm logged"] = "Stopping all processes with SIGTERM" in log_text(settings)
         await manager.settle()
