@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from dockyard._util import proc
+from dockyard.audit.writer import AuditWriter
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.context import Platform
 from dockyard.git.http import pkt_line
+from dockyard.settings import Settings
 from dockyard.store.records import App
 from tests.conftest import make_settings
 from tests.git.conftest import GitServer, WorkTree, make_app, serve
@@ -225,8 +228,11 @@ def test_a_gzipped_upload_pack_request_is_inflated(
     assert b"PACK" in response.content
 
 
-def test_a_push_over_the_size_limit_is_refused(tmp_path: Path, worktree: WorkTree) -> None:
+def test_a_push_over_the_size_limit_is_refused(
+    tmp_path: Path, worktree: WorkTree, start_audit_writer: Callable[[Settings], AuditWriter]
+) -> None:
     settings = make_settings(tmp_path / "small", DOCKYARD_BUILD_MAX_REPO_BYTES="2000")
+    start_audit_writer(settings)
     small = Platform.open(settings)
     try:
         user = create_user(small, "big@example.com")

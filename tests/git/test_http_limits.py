@@ -7,7 +7,7 @@ import base64
 import gzip
 import http.client
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -15,9 +15,11 @@ import pytest
 
 from dockyard._util import proc
 from dockyard._util.clock import FakeClock
+from dockyard.audit.writer import AuditWriter
 from dockyard.control.accounts import NewUser, create_user
 from dockyard.control.context import Platform
 from dockyard.git.repos import GitRepos
+from dockyard.settings import Settings
 from dockyard.store.records import App
 from tests.conftest import make_settings
 from tests.git.conftest import GitServer, WorkTree, make_app, serve
@@ -43,9 +45,12 @@ def _refs(platform: Platform, app: App) -> str:
 
 
 @pytest.fixture
-def limited(tmp_path: Path, clock: FakeClock) -> Iterator[Platform]:
+def limited(
+    tmp_path: Path, clock: FakeClock, start_audit_writer: Callable[[Settings], AuditWriter]
+) -> Iterator[Platform]:
     """A platform allowing 2 pushes an hour per account and app, on a fake clock."""
     settings = make_settings(tmp_path / "limited", DOCKYARD_GIT_PUSH_RATE_PER_HOUR="2")
+    start_audit_writer(settings)
     platform = Platform.open(settings, clock=clock)
     yield platform
     platform.close()
@@ -124,10 +129,13 @@ def test_the_allowance_is_per_account_and_app_and_refills_with_time(
 # -- size limit ------------------------------------------------------------------------------------------
 
 
-def _small(tmp_path: Path) -> tuple[Platform, NewUser, App]:
-    platform = Platform.open(
-        make_settings(tmp_path / "small", DOCKYARD_BUILD_MAX_REPO_BYTES="2000")
-    )
+@pytest.fixture
+def small(
+    tmp_path: Path, start_audit_writer: Callable[[Settings], AuditWriter]
+) -> tuple[Platform, NewUser, App]:
+    settings = make_settings(tmp_path / "small", DOCKYARD_BUILD_MAX_REPO_BYTES="2000")
+    start_audit_writer(settings)
+    platform = Platform.open(settings)
     user = create_user(platform, "big@example.com")
     return platform, user, make_app(platform, user)
 
@@ -141,9 +149,9 @@ def _small(tmp_path: Path) -> tuple[Platform, NewUser, App]:
     ids=["plain", "gzip-bomb"],
 )
 def test_a_body_over_the_limit_is_413_whether_declared_streamed_or_inflated(
-    tmp_path: Path, body: bytes, headers: dict[str, str]
+    small: tuple[Platform, NewUser, App], body: bytes, headers: dict[str, str]
 ) -> None:
-    platform, user, app = _small(tmp_path)
+    platform, user, app = small
     try:
         with serve(platform) as server:
             declared = httpx.post(
@@ -165,8 +173,8 @@ def test_a_body_over_the_limit_is_413_whether_declared_streamed_or_inflated(
         platform.close()
 
 
-def test_a_gzipped_body_under_the_limit_is_accepted(tmp_path: Path) -> None:
-    platform, user, app = _small(tmp_path)
+def test_a_gzipped_body_under_the_limit_is_accepted(small: tuple[Platform, NewUser, App]) -> None:
+    platform, user, app = small
     try:
         with serve(platform) as server:
             response = httpx.post(
@@ -181,9 +189,9 @@ def test_a_gzipped_body_under_the_limit_is_accepted(tmp_path: Path) -> None:
 
 
 def test_a_push_over_the_limit_fails_and_changes_nothing(
-    tmp_path: Path, worktree: WorkTree
+    small: tuple[Platform, NewUser, App], worktree: WorkTree
 ) -> None:
-    platform, user, app = _small(tmp_path)
+    platform, user, app = small
     try:
         worktree.commit({"Procfile": PROCFILE, "data.bin": os.urandom(8000).hex()})
         with serve(platform) as server:
