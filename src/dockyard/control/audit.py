@@ -54,7 +54,7 @@ from dockyard.audit.merkle import leaf_hash
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.domain.requests import OPERATOR, SYSTEM, RequestContext
-from dockyard.errors import AccessDeniedError
+from dockyard.errors import AccessDeniedError, UnavailableError
 from dockyard.store.records import Account, App
 
 __all__ = [
@@ -202,12 +202,10 @@ class EventPage:
 
 
 def reader(platform: Platform) -> SocketAuditTrail:
-    """The writer's socket, for reading (the platform's trail when it is the socket one)."""
+    """The writer's socket, for reading (a platform whose trail is a fake has nothing to read)."""
     if isinstance(platform.audit, SocketAuditTrail):
         return platform.audit
-    return SocketAuditTrail(
-        platform.settings.audit_socket, timeout=platform.settings.audit.append_timeout
-    )
+    raise UnavailableError("This platform's audit trail is not the audit writer: nothing to read")
 
 
 def is_operator(platform: Platform, account: Account) -> bool:
