@@ -3,6 +3,7 @@ retention, history search, and a follower that reads across rotations."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -217,3 +218,57 @@ def test_delete_removes_every_segment(tmp_path: Path) -> None:
     store.delete("app-1")
     assert store.segments("app-1") == []
     assert store.app_ids() == []
+
+
+def _open_sockets() -> int:
+    """How many sockets this process holds open (after collecting the garbage of earlier tests)."""
+    gc.collect()
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            continue  # the descriptor listdir itself used
+    return count
+
+
+def test_close_closes_the_notification_socket_and_a_later_append_notifies_again(
+    tmp_path: Path,
+) -> None:
+    store = FileLogStore(tmp_path)
+    before = _open_sockets()
+    store.append_text("app-1", line(1))
+    assert _open_sockets() == before + 1
+    store.close()
+    assert _open_sockets() == before
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(store.notify_path))
+        listener.settimeout(5)
+        store.append_text("app-1", line(2))
+        assert listener.recv(100) == b"app-1"
+    store.close()
+
+
+def test_a_dropped_store_closes_its_notification_socket(tmp_path: Path) -> None:
+    """No socket is left for the garbage collector to warn about (ResourceWarning)."""
+    before = _open_sockets()
+    for i in range(5):
+        FileLogStore(tmp_path).append_text(f"app-{i}", line(i))
+    assert _open_sockets() == before
+
+
+def test_a_process_that_appended_exits_without_a_resource_warning(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from dockyard.logs.store import FileLogStore\n"
+        "store = FileLogStore(Path(sys.argv[1]))\n"
+        f"store.append_text('app-1', {line(1)!r})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (tmp_path / "app-1.log").read_text() == line(1)

@@ -26,7 +26,9 @@ import fcntl
 import os
 import socket
 import stat
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -40,14 +42,18 @@ _SEGMENT_SUFFIX = ".log"
 _READ_BLOCK = 1 << 16
 _TIMESTAMP_WIDTH = len("2026-03-01T12:00:00.250000+00:00")
 
-_notify_socket: socket.socket | None = None
-"""One unbound datagram socket per process for every notification (threads may share it)."""
-
 
 class FileLogStore:
+    """One directory of app log streams. Its notifications go through one unbound datagram socket
+    that its threads share, opened at the first append and closed by ``close``, when the store is
+    collected, or when the process exits."""
+
     def __init__(self, root: Path, *, rotate_bytes: int = WRITER_ROTATE_BYTES) -> None:
         self.root = root
         self.rotate_bytes = rotate_bytes
+        self._notify_lock = threading.Lock()
+        self._notify_socket: socket.socket | None = None
+        self._notify_closer: weakref.finalize[[], FileLogStore] | None = None
 
     # -- paths ----------------------------------------------------------------------------------
 
@@ -152,13 +158,24 @@ class FileLogStore:
 
     def notify(self, app_id: str) -> None:
         """Tell the logs process, if it runs, that the app has new lines; never waits."""
-        global _notify_socket
-        sock = _notify_socket
+        sock = self._notify_socket
         if sock is None:
-            sock = _notify_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.setblocking(False)
+            with self._notify_lock:
+                sock = self._notify_socket
+                if sock is None:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    sock.setblocking(False)
+                    self._notify_closer = weakref.finalize(self, sock.close)
+                    self._notify_socket = sock
         with contextlib.suppress(OSError):  # no logs process, or it is busy: it polls too
             sock.sendto(app_id.encode(), str(self.notify_path))
+
+    def close(self) -> None:
+        """Close the notification socket (an append after this opens a new one)."""
+        with self._notify_lock:
+            closer, self._notify_closer, self._notify_socket = self._notify_closer, None, None
+        if closer is not None:
+            closer()
 
     # -- rotation and retention -----------------------------------------------------------------
 
