@@ -1,4 +1,7 @@
-"""ASGI middleware: ``ETag`` / ``If-None-Match``, ``RateLimit-Remaining``, ``Request-Id``."""
+"""ASGI middleware: ``ETag`` / ``If-None-Match``, ``RateLimit-Remaining``, ``Request-Id``.
+
+The request id is also set in ``dockyard.logs.platformlog.request_id_var`` while the request is
+handled, so the platform log's events about it carry the id the client sees in ``Request-Id``."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dockyard.logs.platformlog import request_id_var
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9+/=-]{20,200}$")
 
@@ -85,4 +90,8 @@ class HerokuHeadersMiddleware:
                 return
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        token = request_id_var.set(request_id)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            request_id_var.reset(token)
