@@ -24,15 +24,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Literal
 
 from dockyard import __version__
 from dockyard._util import proc
 from dockyard._util.secretfile import ensure_secret_file
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, UnavailableError
 from dockyard.settings import Settings, load_settings
 
 log = logging.getLogger("dockyard.serve")
@@ -60,6 +61,10 @@ def run_api(settings: Settings) -> None:
             release.version,
             release.app_id,
         )
+    if settings.smtp.url:  # mail the previous process left in the outbox goes out now
+        threading.Thread(
+            target=deliver_outbox, args=(settings,), name="dockyard-outbox", daemon=True
+        ).start()
     token = ensure_secret_file(settings.internal_token_file)
     app = create_app(platform, internal_token=token, extra_routes=git_routes(platform))
     log.info("API listening on %s (git remotes: %s/<app>.git)", settings.api_url, settings.api_url)
@@ -71,6 +76,26 @@ def run_api(settings: Settings) -> None:
         lifespan="off",
         timeout_graceful_shutdown=5,  # long polls and log tails are cut, not waited for
     )
+
+
+def deliver_outbox(settings: Settings, wait: Callable[[float], object] = time.sleep) -> int:
+    """Send the mail waiting in the outbox (left by an API process that stopped before sending
+    it), trying again every minute while the mail server cannot be reached; how many were sent.
+    Mail the server refuses stays, as ``control.mail`` keeps it."""
+    from dockyard.control import mail
+
+    sent = 0
+    while settings.smtp.url and mail.pending(settings):
+        try:
+            sent += mail.deliver_pending(settings)
+        except UnavailableError as exc:
+            log.warning("%s; the outbox is tried again in a minute", exc.message)
+            wait(mail.RETRY_INTERVAL)
+            continue
+        break
+    if sent:
+        log.info("sent %d message(s) left in the outbox", sent)
+    return sent
 
 
 def run_audit_writer(settings: Settings) -> None:
