@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 
-from dockyard.control import audit
+from dockyard.control import audit, certificates
 from dockyard.control.access import app_for
 from dockyard.control.context import Platform
 from dockyard.domain.requests import RequestContext
@@ -86,9 +86,14 @@ def purge_due(platform: Platform) -> list[str]:
 
 
 def purge_app(platform: Platform, app: App) -> None:
-    """Delete the app and everything it owns for good; its dynos stop when the agent next reconciles."""
+    """Delete the app and everything it owns for good — its records, the private keys of its
+    certificates, its git repository, build cache and log history; its dynos stop when the agent
+    next reconciles."""
     with platform.store.transaction() as tx:
+        endpoint_ids = [endpoint.id for endpoint in tx.list_sni_endpoints(app.id)]
         tx.delete_app(app.id)
+    for endpoint_id in endpoint_ids:
+        certificates.key_file(platform.settings, endpoint_id).unlink(missing_ok=True)
     shutil.rmtree(platform.settings.repos_dir / f"{app.id}.git", ignore_errors=True)
     shutil.rmtree(platform.settings.cache_dir / app.id, ignore_errors=True)
     (platform.settings.build_dir / "locks" / f"{app.id}.lock").unlink(missing_ok=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from dockyard.errors import NotFoundError
-from dockyard.store.models import AppRow, LogDrainRow
+from dockyard.store.models import AppDeletionRow, AppRow, LogDrainRow
 from dockyard.store.unit import TxBase, looks_like_uuid, new_id
 from dockyard.types import AppId, AppName
 
@@ -92,10 +92,12 @@ class DrainsTx(TxBase):
         self.session.flush()
 
     def all_log_drains(self) -> list[LogDrain]:
-        """Every drain of every app (the logs process ships them)."""
+        """Every drain of every app that is not soft-deleted (the logs process ships them: a
+        deleted app's drains stop at its deletion and come back with a restore)."""
         found = self.session.execute(
             select(LogDrainRow, AppRow.name)
             .join(AppRow, AppRow.id == LogDrainRow.app_id)
+            .where(~exists().where(AppDeletionRow.app_id == LogDrainRow.app_id))
             .order_by(LogDrainRow.app_id, LogDrainRow.created_at)
         )
         return [self._drain(row, name) for row, name in found]
